@@ -1,0 +1,97 @@
+"""Theme labels: class-based TF-IDF keywords, a short readable title, and representative quotes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+from clustering.base import Embeddings, Labels
+
+# Words that appear in almost every customer message carry no theme; dropped on top of English ones.
+EXTRA_STOP_WORDS = frozenset({"hi", "hello", "hey", "please", "thanks", "thank", "just", "need", "want",
+                              "help", "im", "ive", "dont", "did", "does", "doesnt", "got", "get",
+                              "able", "way", "like", "know", "tell", "possible", "yes", "ok"})
+
+
+@dataclass(frozen=True)
+class ThemeLabel:
+    title: str
+    keywords: list[str]
+    quote_indices: list[int]
+
+
+def class_tfidf_keywords(texts: Sequence[str], labels: Labels, top_n: int = 8) -> dict[int, list[str]]:
+    """Top words and two-word phrases per theme by class-based TF-IDF (BERTopic's c-TF-IDF)."""
+    themes = sorted(int(t) for t in set(labels.tolist()) if t >= 0)
+    if not themes:
+        return {}
+    documents = [" ".join(texts[int(i)] for i in np.flatnonzero(labels == t)) for t in themes]
+    vectorizer = CountVectorizer(ngram_range=(1, 2), stop_words=sorted(ENGLISH_STOP_WORDS | EXTRA_STOP_WORDS),
+                                 token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", lowercase=True)
+    try:
+        counts = vectorizer.fit_transform(documents).toarray().astype(np.float64)
+    except ValueError:  # every word was a stop word
+        return {t: [] for t in themes}
+    vocabulary = vectorizer.get_feature_names_out()
+    term_frequency = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    average_words = counts.sum() / len(themes)
+    idf = np.log(1 + average_words / np.maximum(counts.sum(axis=0), 1))
+    scores = term_frequency * idf
+    keywords: dict[int, list[str]] = {}
+    for row, theme in enumerate(themes):
+        ranked = np.argsort(-scores[row], kind="stable")
+        keywords[theme] = [str(vocabulary[i]) for i in ranked[:top_n] if scores[row, i] > 0]
+    return keywords
+
+
+def readable_title(keywords: Sequence[str], max_terms: int = 3) -> str:
+    """A short title from the keywords: phrases first, no word repeated, e.g. 'Card arrival · delivery'."""
+    chosen: list[str] = []
+    used: set[str] = set()
+    phrases = [k for k in keywords if " " in k] + [k for k in keywords if " " not in k]
+    for phrase in phrases:
+        words = set(phrase.split())
+        if words & used or len(words) < len(phrase.split()):  # skip "old old"-style phrases
+            continue
+        chosen.append(phrase)
+        used |= words
+        if len(chosen) == max_terms:
+            break
+    if not chosen:
+        return "Untitled theme"
+    title = " · ".join(chosen)
+    return title[0].upper() + title[1:]
+
+
+def representative_quotes(embeddings: Embeddings, member_indices: Sequence[int], count: int = 3,
+                          diversity: float = 0.3) -> list[int]:
+    """Indices of central but mutually different members (maximal marginal relevance to the centroid)."""
+    members = np.asarray(member_indices, dtype=np.int64)
+    if len(members) == 0:
+        return []
+    vectors = embeddings[members]
+    centroid = vectors.mean(axis=0)
+    centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+    relevance = vectors @ centroid
+    picked = [int(np.argmax(relevance))]
+    while len(picked) < min(count, len(members)):
+        redundancy = (vectors @ vectors[picked].T).max(axis=1)
+        score = (1 - diversity) * relevance - diversity * redundancy
+        score[picked] = -np.inf
+        picked.append(int(np.argmax(score)))
+    return [int(members[i]) for i in picked]
+
+
+def label_themes(texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]:
+    keywords = class_tfidf_keywords(texts, labels)
+    return {
+        theme: ThemeLabel(
+            title=readable_title(words),
+            keywords=words,
+            quote_indices=representative_quotes(embeddings, np.flatnonzero(labels == theme).tolist()),
+        )
+        for theme, words in keywords.items()
+    }

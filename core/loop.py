@@ -1,0 +1,61 @@
+"""``FeedbackLoop``: the one object the CLI, the API and workers hold; it owns the engine and plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+import pluggy
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine, make_session_factory, migrate, session_scope
+from core.plugin_manager import channel_types, embedders, make_plugin_manager, target_types
+from core.settings import Settings
+from core.types import ChannelType, TargetType
+
+
+class ConfigurationError(RuntimeError):
+    """A setting or a plugin choice that cannot work; the message says which and why."""
+
+
+class FeedbackLoop:
+    def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None,
+                 engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.pm = pm if pm is not None else make_plugin_manager(load_plugins=settings.load_plugins)
+        self.engine = engine if engine is not None else make_engine(settings.database_url)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self._embedder: Any = None
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.sessions) as session:
+            yield session
+
+    @cached_property
+    def channel_types(self) -> dict[str, ChannelType]:
+        return channel_types(self.pm)
+
+    @cached_property
+    def target_types(self) -> dict[str, TargetType]:
+        return target_types(self.pm)
+
+    @property
+    def embedder(self) -> Any:
+        """The configured embedder, built on first use (loading a model takes seconds)."""
+        if self._embedder is None:
+            factories = embedders(self.pm)
+            name = self.settings.embedding_model
+            if name not in factories:
+                raise ConfigurationError(f"unknown embedding model {name!r}; registered: {sorted(factories)}")
+            self._embedder = factories[name](batch_size=self.settings.embed_batch_size)
+        return self._embedder
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,57 @@
+"""Rich tables for the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from core.models import Channel
+from core.plugin_manager import PluginInfo
+from core.routing import RoutingDecision
+from core.types import ThemeView
+
+
+def themes_table(views: Sequence[ThemeView]) -> Table:
+    table = Table(title=f"{len(views)} themes")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("theme", ratio=1, min_width=24, no_wrap=True, overflow="ellipsis")
+    for column in ("items", "share", "sentiment"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for column in ("kind", "owner", "status"):
+        table.add_column(column, no_wrap=True)
+    for view in views:
+        table.add_row(str(view.id), view.label, str(view.volume), f"{view.share_of_voice:.1%}",
+                      f"{view.mean_sentiment:+.2f}", view.dominant_kind or "", view.owner or "-", view.status)
+    return table
+
+
+def routing_table(decisions: Sequence[RoutingDecision]) -> Table:
+    table = Table(title="Routing (dry run)")
+    for column in ("id", "theme", "items", "owner", "target", "decided by"):
+        table.add_column(column)
+    for decision in decisions:
+        choice = decision.choice
+        table.add_row(str(decision.theme.id), decision.theme.label, str(decision.theme.volume),
+                      choice.owner if choice else "(none)", choice.target_type if choice else "-",
+                      choice.rule if choice else "no rule matched")
+    return table
+
+
+def plugins_table(infos: Sequence[PluginInfo]) -> Table:
+    table = Table(title="Plugins")
+    for column in ("name", "version", "built-in", "hooks"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(info.name, info.version or "-", "yes" if info.builtin else "no", ", ".join(info.hooks))
+    return table
+
+
+def channels_table(channels: Sequence[Channel]) -> Table:
+    table = Table(title="Channels")
+    for column in ("name", "plugin", "secret from", "options"):
+        table.add_column(column)
+    for channel in channels:
+        table.add_row(channel.name, channel.plugin, channel.secret_env or "-",
+                      ", ".join(f"{k}={v}" for k, v in (channel.options or {}).items()))
+    return table

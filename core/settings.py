@@ -1,0 +1,30 @@
+"""Settings from the environment (``FEEDBACKLOOP_*``), built on demand: nothing is read at import."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEEDBACKLOOP_", extra="ignore")
+
+    database_url: str = "sqlite:///./feedbackloop.db"
+    admin_key: str | None = None
+    # Comma-separated names of installed (entry-point) plugins to load; None loads all, "" loads none.
+    load_plugins: str | None = None
+    rules_file: Path | None = None
+    embedding_model: str = "minilm"
+    embed_batch_size: int = 64
+    # Cosine-distance threshold of the first-pass theme clusterer; smaller gives more, tighter themes.
+    cluster_distance_threshold: float = 0.45
+    min_theme_size: int = 5
+    public_url: str = "http://127.0.0.1:8000"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests call ``get_settings.cache_clear()``."""
+    return Settings()

@@ -1,0 +1,176 @@
+"""Embedding, clustering into themes with stable ids, and theme metrics as plugins and pages see them."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, func, select, true
+from sqlalchemy.orm import Session
+
+from clustering.clusterers import AgglomerativeThemeClusterer
+from clustering.pipeline import ThemePipeline
+from core.loop import FeedbackLoop
+from core.models import FeedbackItem, Theme, ThemeMembership
+from core.types import ThemeView
+
+Progress = Callable[[int], None]
+# A new cluster inherits an old theme's id when they share at least this fraction of either's items.
+IDENTITY_OVERLAP = 0.5
+INACTIVE_STATUSES = ("archived",)
+
+
+def embed_pending(loop: FeedbackLoop, session: Session, progress: Progress | None = None) -> int:
+    """Embed every item that has no embedding yet (or whose text changed); each is embedded once."""
+    pending = session.execute(
+        select(FeedbackItem.id, FeedbackItem.text_redacted).where(FeedbackItem.embedding.is_(None))
+        .order_by(FeedbackItem.id)
+    ).all()
+    if not pending:
+        return 0
+    embedder = loop.embedder
+    vectors = embedder.embed([text for _, text in pending], progress=progress)
+    for (item_id, _), vector in zip(pending, vectors, strict=True):
+        item = session.get(FeedbackItem, item_id)
+        assert item is not None
+        item.embedding = np.asarray(vector, dtype=np.float32).tobytes()
+        item.embedding_model = embedder.name
+    return len(pending)
+
+
+def count_pending_embeddings(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(FeedbackItem.embedding.is_(None))) or 0)
+
+
+@dataclass
+class ClusterReport:
+    items: int
+    themes: int
+    created: int
+    kept: int
+    unthemed: int
+
+
+def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
+    """Cluster every embedded item; themes keep their ids when their items mostly stay together.
+
+    Items a person placed (membership source "human") stay where they were put.
+    """
+    rows = session.execute(
+        select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
+        .where(FeedbackItem.embedding.is_not(None)).order_by(FeedbackItem.id)
+    ).all()
+    item_ids = [row[0] for row in rows]
+    texts = [row[1] for row in rows]
+    embeddings = (np.vstack([np.frombuffer(row[2] or b"", dtype=np.float32) for row in rows])
+                  if rows else np.zeros((0, 384), dtype=np.float32))
+    clusterer = AgglomerativeThemeClusterer(distance_threshold=loop.settings.cluster_distance_threshold,
+                                            min_size=loop.settings.min_theme_size)
+    result = ThemePipeline(clusterer).run(texts, embeddings)
+
+    old_members: dict[int, set[int]] = defaultdict(set)
+    human: dict[int, int] = {}
+    for membership in session.scalars(select(ThemeMembership)):
+        old_members[membership.theme_id].add(membership.item_id)
+        if membership.source == "human":
+            human[membership.item_id] = membership.theme_id
+
+    new_members: dict[int, set[int]] = defaultdict(set)
+    for item_id, label in zip(item_ids, result.labels.tolist(), strict=True):
+        if label >= 0 and item_id not in human:
+            new_members[label].add(item_id)
+    mapping = _match_to_predecessors(new_members, old_members)
+
+    session.execute(delete(ThemeMembership).where(ThemeMembership.source == "machine"))
+    created_ids: list[int] = []
+    for label, label_info in result.themes.items():
+        theme = session.get(Theme, mapping[label]) if label in mapping else None
+        if theme is None:
+            theme = Theme(label=label_info.title, status="new")
+            session.add(theme)
+        if not theme.label_locked:
+            theme.label = label_info.title
+        if theme.status in INACTIVE_STATUSES:
+            theme.status = "new"
+        theme.keywords = label_info.keywords
+        theme.quotes = [texts[i] for i in label_info.quote_indices]
+        theme.centroid = result.centroids[label].tobytes()
+        session.flush()
+        for item_id in new_members[label]:
+            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source="machine"))
+        if label not in mapping:
+            created_ids.append(theme.id)
+        mapping[label] = theme.id
+    kept_ids = set(mapping.values()) | set(human.values())
+    for theme in session.scalars(select(Theme).where(Theme.id.not_in(kept_ids) if kept_ids else true())):
+        theme.status = "archived"  # kept, not deleted: its tickets and history still point at it
+    session.flush()
+    for theme_id in created_ids:
+        theme = session.get(Theme, theme_id)
+        assert theme is not None
+        loop.pm.hook.theme_created(theme=theme_view(session, theme))
+    unthemed = int((result.labels < 0).sum())
+    return ClusterReport(items=len(item_ids), themes=len(result.themes), created=len(created_ids),
+                         kept=len(result.themes) - len(created_ids), unthemed=unthemed)
+
+
+def _match_to_predecessors(new_members: dict[int, set[int]], old_members: dict[int, set[int]]) -> dict[int, int]:
+    """Greedy one-to-one matching of new clusters to old themes by shared items."""
+    candidates = []
+    for label, members in new_members.items():
+        for theme_id, old in old_members.items():
+            shared = len(members & old)
+            if shared and shared >= IDENTITY_OVERLAP * min(len(members), len(old)):
+                candidates.append((shared, -theme_id, label, theme_id))
+    mapping: dict[int, int] = {}
+    used: set[int] = set()
+    for _, _, label, theme_id in sorted(candidates, reverse=True):
+        if label not in mapping and theme_id not in used:
+            mapping[label] = theme_id
+            used.add(theme_id)
+    return mapping
+
+
+def theme_views(session: Session, include_inactive: bool = False) -> list[ThemeView]:
+    """Every theme with its metrics, largest first."""
+    query = select(Theme)
+    if not include_inactive:
+        query = query.where(Theme.status.not_in(INACTIVE_STATUSES))
+    total = int(session.scalar(select(func.count()).select_from(FeedbackItem)) or 0)
+    stats: dict[int, list[tuple[float | None, str | None, str]]] = defaultdict(list)
+    for theme_id, sentiment, kind, channel in session.execute(
+        select(ThemeMembership.theme_id, FeedbackItem.sentiment, FeedbackItem.kind, FeedbackItem.channel)
+        .join(FeedbackItem, FeedbackItem.id == ThemeMembership.item_id)
+    ):
+        stats[theme_id].append((sentiment, kind, channel))
+    views = [_view(theme, stats.get(theme.id, []), total) for theme in session.scalars(query)]
+    return sorted(views, key=lambda view: (-view.volume, view.id))
+
+
+def theme_view(session: Session, theme: Theme) -> ThemeView:
+    total = int(session.scalar(select(func.count()).select_from(FeedbackItem)) or 0)
+    rows = session.execute(
+        select(FeedbackItem.sentiment, FeedbackItem.kind, FeedbackItem.channel)
+        .join(ThemeMembership, FeedbackItem.id == ThemeMembership.item_id)
+        .where(ThemeMembership.theme_id == theme.id)
+    ).all()
+    return _view(theme, [(r[0], r[1], r[2]) for r in rows], total)
+
+
+def _view(theme: Theme, rows: list[tuple[float | None, str | None, str]], total: int) -> ThemeView:
+    sentiments = [s for s, _, _ in rows if s is not None]
+    return ThemeView(
+        id=theme.id,
+        label=theme.label,
+        keywords=list(theme.keywords or []),
+        status=theme.status,
+        volume=len(rows),
+        share_of_voice=len(rows) / total if total else 0.0,
+        mean_sentiment=float(np.mean(sentiments)) if sentiments else 0.0,
+        kinds=dict(Counter(k for _, k, _ in rows if k)),
+        channels=dict(Counter(c for _, _, c in rows)),
+        quotes=list(theme.quotes or []),
+        owner=theme.owner.name if theme.owner is not None else None,
+    )

@@ -1,0 +1,16 @@
+"""Built-in owner chooser: the ownership rules file, consulted last (``trylast``) as the fallback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core import hookimpl
+from core.rules import load_rules
+from core.types import OwnerChoice
+
+
+@hookimpl(trylast=True)
+def choose_owner(theme: Any, settings: Any) -> OwnerChoice | None:
+    if settings.rules_file is None:
+        return None
+    return load_rules(settings.rules_file).decide(theme)
