@@ -27,7 +27,7 @@ app = typer.Typer(help="feedbackloop: customer feedback in, themes out, owners t
 channels_app = typer.Typer(help="Configure intake channels (webhook endpoints).", no_args_is_help=True)
 app.add_typer(channels_app, name="channels")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str) -> NoReturn:

@@ -1,0 +1,74 @@
+"""The pure clustering package: deterministic themes, labels, quotes; no database or web imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+
+from clustering.clusterers import AgglomerativeThemeClusterer
+from clustering.labels import class_tfidf_keywords, readable_title, representative_quotes
+from clustering.pipeline import ThemePipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, 32))
+    truth = np.repeat(np.arange(4), 25)
+    points = centres[truth] + rng.normal(scale=0.15, size=(100, 32))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    return points.astype(np.float32), truth
+
+
+def test_finds_the_number_of_themes_and_is_deterministic() -> None:
+    points, truth = blobs()
+    first = AgglomerativeThemeClusterer(distance_threshold=0.5, min_size=5).fit_predict(points)
+    second = AgglomerativeThemeClusterer(distance_threshold=0.5, min_size=5).fit_predict(points)
+    assert np.array_equal(first, second)
+    assert len(set(first.tolist())) == 4
+    for label in range(4):  # every found theme is one true group
+        assert len(set(truth[first == label].tolist())) == 1
+
+
+def test_small_groups_are_unthemed_or_attached() -> None:
+    points, _ = blobs()
+    outlier = np.zeros((1, 32), dtype=np.float32)
+    outlier[0, 0] = 1.0
+    labels = AgglomerativeThemeClusterer(min_size=5, attach_similarity=0.99).fit_predict(np.vstack([points, outlier]))
+    assert labels[-1] == -1
+    assert AgglomerativeThemeClusterer(min_size=5).fit_predict(points[:3]).tolist() == [-1, -1, -1]
+
+
+def test_keywords_titles_and_quotes() -> None:
+    texts = ["my card has not arrived", "card still not arrived", "when will my card arrive",
+             "reset my password", "password reset link broken", "forgot password"]
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    keywords = class_tfidf_keywords(texts, labels)
+    assert "card" in keywords[0] and "password" in keywords[1]
+    assert "password" not in keywords[0]
+    assert readable_title(["card arrived", "card", "arrived", "late"]) == "Card arrived · late"
+    assert readable_title([]) == "Untitled theme"
+    points, _ = blobs()
+    quotes = representative_quotes(points, list(range(25)))
+    assert len(quotes) == 3 and len(set(quotes)) == 3 and all(0 <= q < 25 for q in quotes)
+
+
+def test_pipeline_runs_stages() -> None:
+    points, _ = blobs()
+    texts = [f"theme{t} word{t} item" for t in np.repeat(np.arange(4), 25)]
+    result = ThemePipeline(AgglomerativeThemeClusterer(distance_threshold=0.5)).run(texts, points)
+    assert len(result.themes) == 4 and all(info.keywords for info in result.themes.values())
+    assert all(abs(float(np.linalg.norm(c)) - 1) < 1e-5 for c in result.centroids.values())
+
+
+def test_clustering_imports_no_database_or_web_code() -> None:
+    forbidden = {"sqlalchemy", "fastapi", "starlette", "core", "api", "plugins", "alembic", "httpx"}
+    for path in (ROOT / "clustering").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
