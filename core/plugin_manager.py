@@ -91,7 +91,7 @@ def _collect(hook: Callable[..., Any]) -> list[Any]:
 
 
 def channel_types(pm: pluggy.PluginManager) -> dict[str, ChannelType]:
-    """All registered intake channel types by name; a later duplicate name is refused."""
+    """All registered intake channel types by name; on a name clash the last-registered plugin wins."""
     return _by_name(_collect(pm.hook.register_channel_types), ChannelType)
 
 

@@ -139,7 +139,8 @@ def test_webhook_dispatches_to_the_channel_plugin(client: TestClient, loop: Feed
     assert client.post("/webhooks/nowhere", content=body, headers=headers).status_code == 404
     huge = b"{" + b" " * (1024 * 1024) + b"}"
     assert client.post("/webhooks/form", content=huge, headers=headers).status_code == 413
-    not_json = client.post("/webhooks/form", content=b"hello", headers={"X-Feedbackloop-Signature": sign("s3cret", b"hello")})
+    signed_hello = {"X-Feedbackloop-Signature": sign("s3cret", b"hello")}
+    not_json = client.post("/webhooks/form", content=b"hello", headers=signed_hello)
     assert not_json.status_code == 400 and "JSON" in not_json.json()["detail"]
     with loop.session() as session:
         from core.models import FeedbackItem

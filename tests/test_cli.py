@@ -91,7 +91,8 @@ def test_missing_file_exits_2(cli_env: str, tmp_path: Path) -> None:
 
 def test_themes_and_route_dry_run_with_bad_rules(cli_env: str, tmp_path: Path) -> None:
     assert runner.invoke(app, ["themes"]).exit_code == 0
-    rules = write(tmp_path / "rules.toml", '[[rule]]\nname = "x"\nowner = "cards"\n\n[[rule]]\nname = "y"\nonwer = "z"\n')
+    source = '[[rule]]\nname = "x"\nowner = "cards"\n\n[[rule]]\nname = "y"\nonwer = "z"\n'
+    rules = write(tmp_path / "rules.toml", source)
     result = runner.invoke(app, ["route", "--dry-run", "--rules", str(rules)])
     assert result.exit_code == 2
     assert "line 5" in result.output and "onwer" in result.output

@@ -8,7 +8,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from core.channels import ChannelError, add_channel, list_channels, remove_channel
-from core.intake import ingest, pseudonymise, pseudonym_key
+from core.intake import ingest, pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, FeedbackItem, Owner, RoutingRule, Theme, ThemeMembership
 from core.review import update_theme
@@ -85,7 +85,8 @@ def seed(loop: FeedbackLoop) -> None:
 
 def test_themes_memberships_deliveries_and_audit(any_loop: FeedbackLoop, tmp_path) -> None:  # type: ignore[no-untyped-def]
     rules = tmp_path / "rules.toml"
-    rules.write_text('[default]\nowner = "product"\n[[rule]]\nname = "cards"\nowner = "cards"\nkeywords_any = ["card"]\n')
+    rules.write_text('[default]\nowner = "product"\n'
+                     '[[rule]]\nname = "cards"\nowner = "cards"\nkeywords_any = ["card"]\n')
     any_loop.settings.rules_file = rules
     seed(any_loop)
     report = route(any_loop)
