@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from clustering.base import Clusterer, Embeddings, Labels
-from clustering.clusterers import AgglomerativeThemeClusterer
 from clustering.labels import ThemeLabel, label_themes
+from clustering.spectral import SpectralThemeClusterer
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class ThemeResult:
 
 class ThemePipeline:
     def __init__(self, clusterer: Clusterer | None = None) -> None:
-        self.clusterer: Clusterer = clusterer or AgglomerativeThemeClusterer()
+        self.clusterer: Clusterer = clusterer or SpectralThemeClusterer()
 
     def run(self, texts: Sequence[str], embeddings: Embeddings) -> ThemeResult:
         if len(texts) != len(embeddings):

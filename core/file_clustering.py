@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from clustering.base import UNTHEMED
-from clustering.clusterers import AgglomerativeThemeClusterer
 from clustering.pipeline import ThemePipeline
 from core.importing import ImportFileError, read_text
 from core.loop import FeedbackLoop
+from core.themes import make_clusterer
 
 
 def cluster_csv(loop: FeedbackLoop, path: Path, text_column: str, output: Path) -> str:
@@ -37,9 +37,7 @@ def cluster_csv(loop: FeedbackLoop, path: Path, text_column: str, output: Path) 
     labels: dict[int, str] = {}
     if present:
         embeddings = loop.embedder.embed([texts[i] for i in present])
-        clusterer = AgglomerativeThemeClusterer(distance_threshold=loop.settings.cluster_distance_threshold,
-                                                min_size=loop.settings.min_theme_size)
-        result = ThemePipeline(clusterer).run([texts[i] for i in present], embeddings)
+        result = ThemePipeline(make_clusterer(loop.settings)).run([texts[i] for i in present], embeddings)
         theme_ids[present] = result.labels
         labels = {theme: info.title for theme, info in result.themes.items()}
     extra = [name for name in ("theme_id", "theme_label") if name not in header]

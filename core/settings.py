@@ -18,8 +18,11 @@ class Settings(BaseSettings):
     rules_file: Path | None = None
     embedding_model: str = "minilm"
     embed_batch_size: int = 64
-    # Cosine-distance threshold of the first-pass theme clusterer; smaller gives more, tighter themes.
-    cluster_distance_threshold: float = 0.45
+    # Theme clusterer (clustering/spectral.py): neighbours in the similarity graph, spectral dimensions,
+    # and the cosine-distance cut in that space; a smaller cut gives more, tighter themes.
+    cluster_neighbors: int = 20
+    cluster_components: int = 64
+    cluster_threshold: float = 0.35
     min_theme_size: int = 5
     public_url: str = "http://127.0.0.1:8000"
 

@@ -10,16 +10,22 @@ import numpy as np
 from sqlalchemy import delete, func, select, true
 from sqlalchemy.orm import Session
 
-from clustering.clusterers import AgglomerativeThemeClusterer
 from clustering.pipeline import ThemePipeline
+from clustering.spectral import SpectralThemeClusterer
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
+from core.settings import Settings
 from core.types import ThemeView
 
 Progress = Callable[[int], None]
 # A new cluster inherits an old theme's id when they share at least this fraction of either's items.
 IDENTITY_OVERLAP = 0.5
 INACTIVE_STATUSES = ("archived",)
+
+
+def make_clusterer(settings: Settings) -> SpectralThemeClusterer:
+    return SpectralThemeClusterer(n_neighbors=settings.cluster_neighbors, n_components=settings.cluster_components,
+                                  distance_threshold=settings.cluster_threshold, min_size=settings.min_theme_size)
 
 
 def embed_pending(loop: FeedbackLoop, session: Session, progress: Progress | None = None) -> int:
@@ -66,9 +72,7 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     texts = [row[1] for row in rows]
     embeddings = (np.vstack([np.frombuffer(row[2] or b"", dtype=np.float32) for row in rows])
                   if rows else np.zeros((0, 384), dtype=np.float32))
-    clusterer = AgglomerativeThemeClusterer(distance_threshold=loop.settings.cluster_distance_threshold,
-                                            min_size=loop.settings.min_theme_size)
-    result = ThemePipeline(clusterer).run(texts, embeddings)
+    result = ThemePipeline(make_clusterer(loop.settings)).run(texts, embeddings)
 
     old_members: dict[int, set[int]] = defaultdict(set)
     human: dict[int, int] = {}

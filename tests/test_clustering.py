@@ -72,3 +72,47 @@ def test_clustering_imports_no_database_or_web_code() -> None:
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def many_blobs(groups: int = 12, per_group: int = 30, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(groups, 48))
+    truth = np.repeat(np.arange(groups), per_group)
+    points = centres[truth] + rng.normal(scale=0.35, size=(len(truth), 48))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    return points.astype(np.float32), truth
+
+
+def test_spectral_finds_k_and_is_order_independent() -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    from clustering.spectral import SpectralThemeClusterer
+
+    points, truth = many_blobs()
+    labels = SpectralThemeClusterer().fit_predict(points)
+    assert len(set(labels.tolist()) - {-1}) == 12
+    assert adjusted_rand_score(truth, labels) > 0.95
+    assert np.array_equal(labels, SpectralThemeClusterer().fit_predict(points))
+    permutation = np.random.default_rng(0).permutation(len(points))
+    shuffled = SpectralThemeClusterer().fit_predict(points[permutation])
+    assert adjusted_rand_score(labels[permutation], shuffled) == 1.0
+    assert labels[0] == 0  # ids follow first appearance in the input
+
+
+def test_spectral_sampled_path_assigns_everyone() -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    from clustering.spectral import SpectralThemeClusterer
+
+    points, truth = many_blobs(groups=8, per_group=100)
+    labels = SpectralThemeClusterer(max_exact=300).fit_predict(points)
+    assert (labels >= 0).mean() > 0.95
+    assert adjusted_rand_score(truth, labels) > 0.9
+
+
+def test_spectral_falls_back_on_tiny_inputs() -> None:
+    from clustering.spectral import SpectralThemeClusterer
+
+    points, _ = blobs()
+    labels = SpectralThemeClusterer().fit_predict(points[:20])
+    assert len(labels) == 20

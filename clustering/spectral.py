@@ -1,0 +1,124 @@
+"""The default theme clusterer: a k-nearest-neighbour graph, its spectral embedding, then a threshold cut.
+
+Why this shape: sentence embeddings of short feedback form many small, unevenly dense groups. Distances in
+the raw space mix neighbouring intents; the graph's spectral embedding keeps who-is-near-whom and pulls
+each group together, so a single cosine threshold then finds the number of themes by itself.
+
+Deterministic and independent of input order: rows are put in a canonical order (by their values) before
+anything else, and the one random step (the eigen-solver's start vector) has a fixed seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sparse
+from scipy.sparse.csgraph import connected_components
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.manifold import spectral_embedding
+from sklearn.neighbors import NearestNeighbors
+
+from clustering.base import UNTHEMED, Embeddings, Labels
+from clustering.clusterers import AgglomerativeThemeClusterer, _settle_small_clusters
+
+
+def canonical_order(embeddings: Embeddings) -> np.ndarray:
+    """A permutation that sorts rows by their values, so shuffled input is processed identically."""
+    return np.lexsort(embeddings.T[::-1])
+
+
+def knn_graph(embeddings: Embeddings, n_neighbors: int) -> sparse.csr_matrix:
+    """Symmetric k-nearest-neighbour graph weighted by (non-negative) cosine similarity."""
+    count = len(embeddings)
+    k = min(n_neighbors, count - 1)
+    distances, neighbours = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute") \
+        .fit(embeddings).kneighbors(embeddings)
+    weights = np.maximum(1.0 - distances[:, 1:], 1e-6).ravel()
+    rows = np.repeat(np.arange(count), k)
+    graph = sparse.csr_matrix((weights, (rows, neighbours[:, 1:].ravel())), shape=(count, count))
+    return graph.maximum(graph.T).tocsr()
+
+
+class SpectralThemeClusterer:
+    """kNN graph -> spectral embedding -> average-linkage cut at a cosine threshold -> small groups settled.
+
+    Above ``max_exact`` items, a deterministic sample is clustered and every item joins its nearest theme
+    (or stays unthemed below ``attach_similarity``), which keeps time and memory bounded at scale.
+    """
+
+    def __init__(self, n_neighbors: int = 20, n_components: int = 64, distance_threshold: float = 0.35,
+                 min_size: int = 5, attach_similarity: float = 0.3, max_exact: int = 12_000) -> None:
+        self.n_neighbors = n_neighbors
+        self.n_components = n_components
+        self.distance_threshold = distance_threshold
+        self.min_size = min_size
+        self.attach_similarity = attach_similarity
+        self.max_exact = max_exact
+
+    def fit_predict(self, embeddings: Embeddings) -> Labels:
+        count = len(embeddings)
+        # Too few items for a meaningful graph: plain average linkage does better.
+        if count < 8 * max(self.min_size, 4):
+            return AgglomerativeThemeClusterer(min_size=self.min_size).fit_predict(embeddings)
+        order = canonical_order(embeddings)
+        ordered = np.ascontiguousarray(embeddings[order])
+        labels_ordered = self._sampled(ordered) if count > self.max_exact else self._exact(ordered)
+        labels = np.empty(count, dtype=np.int64)
+        labels[order] = labels_ordered
+        return _first_appearance_ids(labels)
+
+    def _exact(self, embeddings: Embeddings) -> Labels:
+        # Small corpora have small themes: never look further than a twentieth of the items away.
+        graph = knn_graph(embeddings, min(self.n_neighbors, max(5, len(embeddings) // 20)))
+        # A spectral embedding is only meaningful on a connected graph: treat each component on its own.
+        count, component_of = connected_components(graph, directed=False)
+        raw = np.empty(len(embeddings), dtype=np.int64)
+        offset = 0
+        for component in range(count):
+            members = np.flatnonzero(component_of == component)
+            if len(members) < 8 * max(self.min_size, 4):
+                part = np.zeros(len(members), dtype=np.int64)  # a small isolated group is one theme at most
+            else:
+                part = self._cut(graph[members][:, members])
+                if np.bincount(part).max() < self.min_size:
+                    part = np.zeros(len(members), dtype=np.int64)  # cut into crumbs: it was one tight group
+            raw[members] = part + offset
+            offset += int(part.max()) + 1
+        return _settle_small_clusters(embeddings, raw, self.min_size, self.attach_similarity)
+
+    def _cut(self, graph: sparse.csr_matrix) -> Labels:
+        components = max(2, min(self.n_components, graph.shape[0] // 10))
+        spectral = spectral_embedding(graph, n_components=components, random_state=0, drop_first=True)
+        spectral /= np.maximum(np.linalg.norm(spectral, axis=1, keepdims=True), 1e-12)
+        return np.asarray(AgglomerativeClustering(n_clusters=None, distance_threshold=self.distance_threshold,
+                                                  metric="cosine", linkage="average").fit_predict(spectral),
+                          dtype=np.int64)
+
+    def _sampled(self, embeddings: Embeddings) -> Labels:
+        # Every n-th row of the canonical order: deterministic, order-independent, spread over the space.
+        step = int(np.ceil(len(embeddings) / self.max_exact))
+        sample = embeddings[::step]
+        sample_labels = self._exact(sample)
+        themes = sorted(set(sample_labels.tolist()) - {UNTHEMED})
+        if not themes:
+            return np.full(len(embeddings), UNTHEMED, dtype=np.int64)
+        centroids = np.vstack([sample[sample_labels == theme].mean(axis=0) for theme in themes])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        labels = np.empty(len(embeddings), dtype=np.int64)
+        for start in range(0, len(embeddings), 20_000):
+            similarity = embeddings[start:start + 20_000] @ centroids.T
+            best = similarity.argmax(axis=1)
+            chosen = np.asarray(themes, dtype=np.int64)[best]
+            chosen[similarity[np.arange(len(best)), best] < self.attach_similarity] = UNTHEMED
+            labels[start:start + 20_000] = chosen
+        return labels
+
+
+def _first_appearance_ids(labels: Labels) -> Labels:
+    """Theme ids renumbered 0, 1, 2... in order of first appearance in the input."""
+    mapping: dict[int, int] = {}
+    renumbered = np.full(len(labels), UNTHEMED, dtype=np.int64)
+    for index, label in enumerate(labels.tolist()):
+        if label == UNTHEMED:
+            continue
+        renumbered[index] = mapping.setdefault(label, len(mapping))
+    return renumbered
