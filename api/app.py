@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import dashboard, feedback, health, themes, webhooks
+from api.routes import channels, dashboard, deliveries, feedback, health, jira_webhook, rules, themes, webhooks
 from core import __version__
 from core.loop import FeedbackLoop
 from core.settings import Settings
@@ -27,6 +27,8 @@ def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     app = FastAPI(title="feedbackloop", version=__version__, lifespan=lifespan,
                   description="Customer feedback in, themes out, owners told.")
     app.state.loop = feedback_loop
-    for module in (health, feedback, themes, webhooks, dashboard):
+    for module in (health, feedback, themes, webhooks, channels, dashboard):
+        app.include_router(module.router)
+    for module in (deliveries, rules, jira_webhook):
         app.include_router(module.router)
     return app

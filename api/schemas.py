@@ -79,3 +79,22 @@ class ThemeUpdate(BaseModel):
     label: str | None = Field(default=None, min_length=1, max_length=256)
     status: str | None = None
     owner: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class ThemeMerge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into: int = Field(description="The theme that absorbs this one.")
+
+
+class ThemeSplit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[int] = Field(min_length=1, max_length=10_000)
+    label: str = Field(min_length=1, max_length=256)
+
+
+class ItemPlacement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    theme_id: int

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from clustering.identity import match_to_predecessors  # noqa: E402
 from clustering.pipeline import ThemePipeline  # noqa: E402
 from clustering.spectral import SpectralThemeClusterer  # noqa: E402
 
@@ -84,6 +85,23 @@ def run_bertopic(texts: list[str], vectors: np.ndarray) -> tuple[np.ndarray, flo
     return np.asarray(topics, dtype=np.int64), time.perf_counter() - start
 
 
+def identity_kept(vectors: np.ndarray) -> tuple[int, int]:
+    """Cluster a random 1/1.1 of the items, then all of them: how many of the first themes keep their id."""
+    count = len(vectors)
+    first = np.sort(np.random.default_rng(0).permutation(count)[: int(count / 1.1)])
+    before = SpectralThemeClusterer().fit_predict(vectors[first])
+    after = SpectralThemeClusterer().fit_predict(vectors)
+    old: dict[int, set[int]] = {}
+    new: dict[int, set[int]] = {}
+    for index, label in zip(first.tolist(), before.tolist(), strict=True):
+        if label >= 0:
+            old.setdefault(label, set()).add(index)
+    for index, label in enumerate(after.tolist()):
+        if label >= 0:
+            new.setdefault(label, set()).add(index)
+    return len(match_to_predecessors(new, old)), len(old)
+
+
 def row(name: str, measures: dict[str, float], seconds: float) -> str:
     return (f"| {name} | {measures['nmi']:.3f} | {measures['ari']:.3f} | {measures['acc']:.3f} | "
             f"{measures['unthemed']:.1%} | {int(measures['themes'])} | {seconds:.2f} |")
@@ -120,8 +138,10 @@ def main() -> None:
         topics, bertopic_seconds = run_bertopic(texts, vectors)
         lines.append(row("BERTopic 0.17 defaults", score(truth, topics), bertopic_seconds))
         ratio = f"Clustering time ratio feedbackloop / BERTopic: {seconds / bertopic_seconds:.3f}. "
+    kept, before = identity_kept(vectors)
     notes = (f"Same input twice identical: {np.array_equal(labels, again)}. Shuffled input, ARI against the "
-             f"unshuffled run: {stability:.3f}. {ratio}")
+             f"unshuffled run: {stability:.3f}. {ratio}Identity: after adding 10% more items, {kept} of "
+             f"{before} themes ({kept / before:.0%}) keep their id.")
     section = "\n".join([
         "## Clustering: Banking77 test",
         "",

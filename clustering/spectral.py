@@ -15,7 +15,6 @@ import scipy.sparse as sparse
 from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.manifold import spectral_embedding
-from sklearn.neighbors import NearestNeighbors
 
 from clustering.base import UNTHEMED, Embeddings, Labels
 from clustering.clusterers import AgglomerativeThemeClusterer, _settle_small_clusters
@@ -27,14 +26,23 @@ def canonical_order(embeddings: Embeddings) -> np.ndarray:
 
 
 def knn_graph(embeddings: Embeddings, n_neighbors: int) -> sparse.csr_matrix:
-    """Symmetric k-nearest-neighbour graph weighted by (non-negative) cosine similarity."""
+    """Symmetric k-nearest-neighbour graph weighted by (non-negative) cosine similarity.
+
+    Rows are unit vectors, so similarity is a dot product; blocks of rows keep memory at O(block * n).
+    """
     count = len(embeddings)
     k = min(n_neighbors, count - 1)
-    distances, neighbours = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute") \
-        .fit(embeddings).kneighbors(embeddings)
-    weights = np.maximum(1.0 - distances[:, 1:], 1e-6).ravel()
-    rows = np.repeat(np.arange(count), k)
-    graph = sparse.csr_matrix((weights, (rows, neighbours[:, 1:].ravel())), shape=(count, count))
+    neighbours = np.empty((count, k), dtype=np.int64)
+    weights = np.empty((count, k), dtype=np.float32)
+    for start in range(0, count, 2048):
+        similarity = embeddings[start:start + 2048] @ embeddings.T
+        rows = np.arange(len(similarity))
+        similarity[rows, rows + start] = -np.inf  # not your own neighbour
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        neighbours[start:start + 2048] = nearest
+        weights[start:start + 2048] = similarity[rows[:, None], nearest]
+    graph = sparse.csr_matrix((np.maximum(weights, 1e-6).ravel(), (np.repeat(np.arange(count), k),
+                                                                    neighbours.ravel())), shape=(count, count))
     return graph.maximum(graph.T).tocsr()
 
 

@@ -9,15 +9,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.intake import IngestReport, ingest
+from core.impact import ImpactConfigError, apply_impact, check_options
+from core.intake import IngestReport, delete_items, ingest, restore_items, validate
 from core.loop import FeedbackLoop
-from core.models import Channel
-from core.types import WebhookRejected, WebhookRequest
+from core.models import Channel, WebhookDelivery
+from core.types import IntakeResult, WebhookRejected, WebhookRequest
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_WEBHOOK_BYTES = 1024 * 1024
+# Two deliveries of the same post racing each other: the loser's insert fails on the unique key and
+# is retried, and then finds the winner's row.
+STORE_ATTEMPTS = 3
 
 
 class ChannelError(ValueError):
@@ -35,6 +41,12 @@ def add_channel(loop: FeedbackLoop, session: Session, name: str, plugin: str, se
     if plugin not in loop.channel_types:
         raise ChannelError(f"no intake plugin provides channel type {plugin!r}; "
                            f"installed: {sorted(loop.channel_types)}")
+    if secret_env is not None and not ENV_NAME.match(secret_env):
+        raise ChannelError(f"--secret-env {secret_env!r} is not an environment variable name")
+    try:
+        check_options(options or {})
+    except ImpactConfigError as error:
+        raise ChannelError(str(error)) from error
     if session.scalar(select(Channel).where(Channel.name == name)) is not None:
         raise ChannelError(f"channel {name!r} already exists", status_code=409)
     channel = Channel(name=name, plugin=plugin, secret_env=secret_env, options=dict(options or {}))
@@ -58,27 +70,90 @@ def list_channels(session: Session) -> list[Channel]:
 class WebhookOutcome:
     ignored: str | None
     report: IngestReport | None
+    redelivery: bool = False
 
 
-def receive_webhook(loop: FeedbackLoop, channel_name: str, headers: Mapping[str, str], body: bytes) -> WebhookOutcome:
-    """Verify and parse a delivery with the channel's plugin, then store it; returns once it is committed."""
-    if len(body) > MAX_WEBHOOK_BYTES:
-        raise WebhookRejected(413, f"body is {len(body)} bytes; the limit is {MAX_WEBHOOK_BYTES}")
+@dataclass(frozen=True)
+class ChannelConfig:
+    name: str
+    plugin: str
+    secret_env: str | None
+    options: dict[str, Any]
+
+
+def channel_config(loop: FeedbackLoop, channel_name: str) -> ChannelConfig:
     with loop.session() as session:
         channel = session.scalar(select(Channel).where(Channel.name == channel_name))
         if channel is None:
             raise WebhookRejected(404, f"no channel named {channel_name!r}")
-        channel_type = loop.channel_types.get(channel.plugin)
-        if channel_type is None:
-            raise WebhookRejected(503, f"channel {channel_name!r} needs plugin {channel.plugin!r}, "
-                                       "which is not installed")
-        secret = os.environ.get(channel.secret_env) if channel.secret_env else None
-        request = WebhookRequest(channel_name=channel.name, headers={k.lower(): v for k, v in headers.items()},
-                                 body=body, options=dict(channel.options or {}), secret=secret)
-        result = channel_type.handle_webhook(request)
-        if result.ignored is not None:
-            return WebhookOutcome(ignored=result.ignored, report=None)
-        for item in result.items:
-            item.channel = channel.name
-        report = ingest(loop, session, result.items)
+        return ChannelConfig(channel.name, channel.plugin, channel.secret_env, dict(channel.options or {}))
+
+
+def prepare_delivery(loop: FeedbackLoop, config: ChannelConfig, headers: Mapping[str, str],
+                     body: bytes) -> IntakeResult:
+    """Everything before storage: size, plugin, secret, signature and parsing, impact; raises WebhookRejected."""
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise WebhookRejected(413, f"body is {len(body)} bytes; the limit is {MAX_WEBHOOK_BYTES}")
+    channel_type = loop.channel_types.get(config.plugin)
+    if channel_type is None:
+        raise WebhookRejected(503, f"channel {config.name!r} needs plugin {config.plugin!r}, which is not installed")
+    secret = None
+    if config.secret_env:
+        secret = os.environ.get(config.secret_env)
+        if not secret:  # the operator's mistake, not the sender's: 503 makes the sender retry later
+            raise WebhookRejected(503, f"channel {config.name!r} reads its secret from ${config.secret_env}, "
+                                       "which is not set")
+    request = WebhookRequest(channel_name=config.name, headers={k.lower(): v for k, v in headers.items()},
+                             body=body, options=config.options, secret=secret)
+    result = channel_type.handle_webhook(request)
+    if result.ignored is not None:
+        return result
+    for item in result.items:
+        item.channel = config.name
+    validate(result.items)
+    try:
+        apply_impact(result.items, config.options)
+    except ImpactConfigError as error:
+        raise WebhookRejected(503, f"channel {config.name!r}: {error}") from error
+    return result
+
+
+def store_with_retries(loop: FeedbackLoop, channel: str, result: IntakeResult) -> WebhookOutcome:
+    """One delivery in its own transaction, retried when a concurrent writer won a unique-key race."""
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            with loop.session() as session:
+                return store_delivery(loop, session, channel, result)
+        except IntegrityError:
+            if attempt == STORE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def receive_webhook(loop: FeedbackLoop, channel_name: str, headers: Mapping[str, str], body: bytes) -> WebhookOutcome:
+    """Verify and parse a delivery with the channel's plugin, then store it; returns once it is committed.
+
+    The server batches deliveries (``core.webhook_intake``); this is the same work, one at a time.
+    """
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise WebhookRejected(413, f"body is {len(body)} bytes; the limit is {MAX_WEBHOOK_BYTES}")
+    config = channel_config(loop, channel_name)
+    result = prepare_delivery(loop, config, headers, body)
+    if result.ignored is not None:
+        return WebhookOutcome(ignored=result.ignored, report=None)
+    return store_with_retries(loop, config.name, result)
+
+
+def store_delivery(loop: FeedbackLoop, session: Session, channel: str, result: IntakeResult) -> WebhookOutcome:
+    """Everything one delivery carries, in the caller's transaction, recorded under its delivery id."""
+    if result.delivery_id and session.scalar(
+            select(WebhookDelivery.id).where(WebhookDelivery.channel == channel,
+                                             WebhookDelivery.delivery_id == result.delivery_id)) is not None:
+        return WebhookOutcome(ignored=None, report=IngestReport(duplicates=len(result.items)), redelivery=True)
+    restore_items(session, channel, result.restored_ids)
+    report = ingest(loop, session, result.items) if result.items else IngestReport()
+    report.deleted = delete_items(session, channel, result.deleted_ids)
+    if result.delivery_id:
+        session.add(WebhookDelivery(channel=channel, delivery_id=result.delivery_id[:256]))
+        session.flush()
     return WebhookOutcome(ignored=None, report=report)

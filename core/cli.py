@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ app = typer.Typer(help="feedbackloop: customer feedback in, themes out, owners t
                   add_completion=False)
 channels_app = typer.Typer(help="Configure intake channels (webhook endpoints).", no_args_is_help=True)
 app.add_typer(channels_app, name="channels")
+deliveries_app = typer.Typer(help="Tickets on their way to targets: list, retry, run the worker.",
+                             no_args_is_help=True)
+app.add_typer(deliveries_app, name="deliveries")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -71,21 +74,27 @@ def ingest_file(
     channel: Annotated[str, typer.Option(help="Channel name recorded on each item.")] = "import",
     file_format: Annotated[str | None, typer.Option("--format", help="csv, tsv or jsonl (default: extension)")] = None,
 ) -> None:
-    """Import feedback from a file. The whole file is checked first: a bad file stores nothing."""
+    """Import feedback from a file. The whole file is checked first: a bad file stores nothing.
+
+    Rows are committed in chunks: an interrupted import resumes where it stopped when run again.
+    """
     mapping = ColumnMapping(text=text_column, id=id_column, author=author_column, url=url_column,
                             created_at=created_at_column, metadata=tuple(metadata_column or ()))
     try:
         drafts = drafts_from_file(file, mapping, channel, file_format)
     except ImportFileError as error:
         fail(str(error))
+    from core.file_import import import_drafts
+
     loop = open_loop()
     try:
-        with progress_bar(f"Ingesting {file.name}", len(drafts)) as progress, loop.session() as session:
-            report = ingest(loop, session, drafts)
-            progress.advance(progress.task_ids[0], len(drafts))
+        with progress_bar(f"Ingesting {file.name}", len(drafts)) as progress:
+            report = import_drafts(loop, file, drafts, channel,
+                                   progress=lambda rows: progress.advance(progress.task_ids[0], rows))
     except InvalidItem as error:
         fail(f"{file}: {error}")
-    console.print(f"{report.created} new, {report.updated} updated, {report.duplicates} already stored.")
+    console.print(f"{report.created} new, {report.updated} updated, {report.duplicates} already stored"
+                  + (f", {report.linked} linked to the same author's earlier words." if report.linked else "."))
 
 
 app.command(name="ingest")(ingest_file)
@@ -143,7 +152,7 @@ def route_command(
     loop = open_loop(settings)
     if dry_run:
         with loop.session() as session:
-            console.print(output.routing_table(decide(loop, session)))
+            console.print(output.routing_table(decide(loop, session, suggest=True)))
         return
     try:
         report = route(loop)
@@ -151,6 +160,62 @@ def route_command(
         fail(str(error))
     console.print(f"{report.decided} themes routed, {report.unrouted} without a matching rule; "
                   f"{report.sent} tickets created, {report.updated} updated, {report.failed} failed.")
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    state: Annotated[str | None, typer.Option(help="pending, sent, failed or dead")] = None,
+    limit: Annotated[int, typer.Option()] = 100,
+) -> None:
+    """List deliveries with their state, attempts, next attempt and last error."""
+    from core.delivery import DeliveryError, list_deliveries
+
+    loop = open_loop()
+    try:
+        with loop.session() as session:
+            console.print(output.deliveries_table(list_deliveries(session, state, limit)))
+    except DeliveryError as error:
+        fail(str(error))
+
+
+@deliveries_app.command("retry")
+def deliveries_retry(
+    delivery_id: Annotated[list[int] | None, typer.Argument(help="Delivery ids; none with --all-failed.")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="Retry every failed or dead delivery.")] = False,
+) -> None:
+    """Make failed or dead deliveries due now; the next worker round sends them."""
+    from core.delivery import DeliveryError, list_deliveries, retry_delivery
+
+    loop = open_loop()
+    try:
+        with loop.session() as session:
+            ids = list(delivery_id or [])
+            if all_failed:
+                ids += [d.id for state in ("failed", "dead") for d in list_deliveries(session, state, 10_000)]
+            if not ids:
+                fail("name delivery ids or pass --all-failed")
+            for one_id in ids:
+                retry_delivery(session, one_id, actor="cli")
+    except DeliveryError as error:
+        fail(str(error))
+    console.print(f"{len(ids)} deliveries due now.")
+
+
+@deliveries_app.command("work")
+def deliveries_work(
+    once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 5.0,
+) -> None:
+    """The delivery worker: send due tickets, retries and updates; read tracker statuses; check spikes."""
+    from core.worker import run_forever, run_round
+
+    loop = open_loop()
+    if once:
+        report = run_round(loop)
+        console.print(f"{report.sent} created, {report.updated} updated, {report.failed} failed, "
+                      f"{report.deferred} deferred (circuit open).")
+        return
+    run_forever(loop, interval_s=interval)
 
 
 @app.command()
@@ -161,13 +226,34 @@ def plugins() -> None:
 
 
 @app.command()
-def serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annotated[int, typer.Option()] = 8000) -> None:
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
+                                             help="Log every request (costs throughput).")] = True,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes (webhook throughput).")] = 1,
+) -> None:
     """Serve the API and the dashboard."""
     import uvicorn
 
+    if workers == 1:
+        uvicorn.run(app_factory(), host=host, port=port, access_log=access_log)
+        return
+    open_loop().close()  # migrate once here, not in every worker at the same time
+    uvicorn.run("core.cli:app_factory", factory=True, workers=workers, host=host, port=port, access_log=access_log)
+
+
+def app_factory() -> Any:
+    """The served app (for ``serve --workers N`` uvicorn imports it by name in each process)."""
+    import gc
+
     from api.app import create_app
 
-    uvicorn.run(create_app(get_settings()), host=host, port=port)
+    app = create_app(get_settings())
+    # Everything loaded so far lives as long as the process: moving it out of the collector's sight
+    # keeps full collections short, which would otherwise show up as latency spikes under load.
+    gc.freeze()
+    return app
 
 
 @app.command()
@@ -250,6 +336,24 @@ def channels_remove(name: str) -> None:
     except ChannelError as error:
         fail(str(error))
     console.print(f"Channel {name!r} removed.")
+
+
+@app.command()
+def forget(
+    author: Annotated[str, typer.Option(help="The author's name or id as the channel sent it.")],
+    actor: Annotated[str, typer.Option(help="Who asked, for the audit log.")] = "cli",
+) -> None:
+    """Erase an author's items, embeddings and theme memberships, and record the erasure."""
+    from core.privacy import ForgetError, forget_author
+
+    loop = open_loop()
+    try:
+        with loop.session() as session:
+            report = forget_author(session, author, actor=actor)
+    except ForgetError as error:
+        fail(str(error))
+    console.print(f"Erased {report.items} items and {report.sightings} sightings of that author; "
+                  f"{report.themes_scrubbed} themes' quotes scrubbed. Recorded in the audit log.")
 
 
 def main() -> None:

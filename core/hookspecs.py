@@ -49,3 +49,9 @@ def theme_created(theme: Any) -> None:
 @hookspec
 def theme_status_changed(theme: Any, old_status: str, new_status: str) -> None:
     """Called after a theme's status has changed."""
+
+
+@hookspec(firstresult=True)
+def reply_to_thread(request: Any) -> Any:
+    """Post ``request.text`` (a ``ReplyRequest``) in the thread it names if this plugin handles its channel type;
+    return a reference to the reply, or None to pass."""

@@ -1,18 +1,24 @@
-"""Ingest: validate, enrich through the plugins, pseudonymise authors, and store without duplicates."""
+"""Ingest: validate, enrich through the plugins, pseudonymise authors, and store without duplicates.
+
+One item per thing a customer said: a re-sent item (same channel and external id) adds nothing, an
+edit replaces the text and sends the item back to be embedded and themed, the same words from the same
+author in another place become a sighting (a link) of the first item, and an item deleted at its
+source leaves only a tombstone so that late deliveries do not bring it back.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.loop import FeedbackLoop
-from core.models import FeedbackItem, Setting, utcnow
+from core.models import FeedbackItem, ItemSighting, ItemTombstone, Setting, Theme, ThemeMembership, utcnow
 from core.types import ItemDraft
 
 MAX_TEXT_CHARS = 20_000
@@ -28,6 +34,8 @@ class IngestReport:
     created: int = 0
     updated: int = 0
     duplicates: int = 0
+    linked: int = 0  # same author, same text elsewhere: kept as a sighting of an existing item
+    deleted: int = 0
     item_ids: list[int] = field(default_factory=list)
 
 
@@ -47,10 +55,21 @@ def pseudonymise(key: bytes, author: str | None) -> str | None:
     return hmac.new(key, author.strip().lower().encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def normalised(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
 def content_id(draft: ItemDraft) -> str:
     """An id for items that arrive without one: the same author posting the same text is one item."""
-    basis = f"{(draft.author or '').strip().lower()}\n{' '.join(draft.text.split()).lower()}"
+    basis = f"{(draft.author or '').strip().lower()}\n{normalised(draft.text)}"
     return "sha1:" + hashlib.sha1(basis.encode()).hexdigest()
+
+
+def content_hash(author_pseudonym: str | None, text: str) -> str | None:
+    """Key of near-duplicates: only with a known author (two people saying the same thing are two voices)."""
+    if author_pseudonym is None:
+        return None
+    return hashlib.sha256(f"{author_pseudonym}\n{normalised(text)}".encode()).hexdigest()
 
 
 def validate(drafts: Sequence[ItemDraft]) -> None:
@@ -61,6 +80,21 @@ def validate(drafts: Sequence[ItemDraft]) -> None:
             raise InvalidItem(f"item {index}: text is {len(draft.text)} characters; the limit is {MAX_TEXT_CHARS}")
 
 
+def find_item(session: Session, channel: str, external_id: str) -> FeedbackItem | None:
+    return session.scalar(select(FeedbackItem).where(FeedbackItem.channel == channel,
+                                                     FeedbackItem.external_id == external_id))
+
+
+def find_sighting(session: Session, channel: str, external_id: str) -> ItemSighting | None:
+    return session.scalar(select(ItemSighting).where(ItemSighting.channel == channel,
+                                                     ItemSighting.external_id == external_id))
+
+
+def is_tombstoned(session: Session, channel: str, external_id: str) -> bool:
+    return session.scalar(select(ItemTombstone.id).where(ItemTombstone.channel == channel,
+                                                         ItemTombstone.external_id == external_id)) is not None
+
+
 def ingest(loop: FeedbackLoop, session: Session, drafts: Sequence[ItemDraft]) -> IngestReport:
     """Store new items and apply edits; the caller's transaction decides when it becomes durable."""
     validate(drafts)
@@ -68,29 +102,38 @@ def ingest(loop: FeedbackLoop, session: Session, drafts: Sequence[ItemDraft]) ->
     key = pseudonym_key(session)
     for draft in drafts:
         external_id = draft.external_id or content_id(draft)
-        existing = session.scalar(
-            select(FeedbackItem).where(FeedbackItem.channel == draft.channel,
-                                       FeedbackItem.external_id == external_id)
-        )
-        if existing is not None and existing.text_original == draft.text:
-            report.duplicates += 1
-            report.item_ids.append(existing.id)
+        if is_tombstoned(session, draft.channel, external_id):
+            report.duplicates += 1  # deleted at the source: a late delivery must not bring it back
+            continue
+        existing = find_item(session, draft.channel, external_id)
+        if existing is None:
+            sighting = find_sighting(session, draft.channel, external_id)
+            if sighting is not None:
+                if normalised(sighting_text(session, sighting)) == normalised(draft.text) or draft.partial:
+                    report.duplicates += 1
+                    report.item_ids.append(sighting.item_id)
+                    continue
+                session.delete(sighting)  # edited away from its twin: from now on it is an item of its own
+                session.flush()
+        if existing is not None:
+            _apply_update(loop, session, existing, draft, report)
+            continue
+        author = pseudonymise(key, draft.author)
+        digest = content_hash(author, draft.text)
+        twin = session.scalar(select(FeedbackItem).where(FeedbackItem.content_hash == digest)
+                              .order_by(FeedbackItem.id).limit(1)) if digest else None
+        if twin is not None:
+            session.add(ItemSighting(item_id=twin.id, channel=draft.channel, external_id=external_id,
+                                     url=draft.url, author_pseudonym=author))
+            session.flush()
+            report.linked += 1
+            report.item_ids.append(twin.id)
             continue
         loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
-        if existing is not None:  # an edit: new text, new enrichment, and the embedding is stale
-            existing.text_original = draft.text
-            existing.text_redacted = draft.redacted_text or draft.text
-            existing.sentiment = draft.sentiment
-            existing.kind = draft.kind
-            existing.embedding = None
-            existing.updated_at = utcnow()
-            report.updated += 1
-            report.item_ids.append(existing.id)
-            continue
         item = FeedbackItem(
             channel=draft.channel,
             external_id=external_id,
-            author_pseudonym=pseudonymise(key, draft.author),
+            author_pseudonym=author,
             text_original=draft.text,
             text_redacted=draft.redacted_text if draft.redacted_text is not None else draft.text,
             url=draft.url,
@@ -98,9 +141,106 @@ def ingest(loop: FeedbackLoop, session: Session, drafts: Sequence[ItemDraft]) ->
             metadata_json=dict(draft.metadata),
             kind=draft.kind,
             sentiment=draft.sentiment,
+            content_hash=digest,
+            customer_tier=draft.customer_tier,
+            account_value=draft.account_value,
         )
         session.add(item)
         session.flush()
         report.created += 1
         report.item_ids.append(item.id)
     return report
+
+
+def sighting_text(session: Session, sighting: ItemSighting) -> str:
+    item = session.get(FeedbackItem, sighting.item_id)
+    return item.text_original if item is not None else ""
+
+
+def _apply_update(loop: FeedbackLoop, session: Session, existing: FeedbackItem, draft: ItemDraft,
+                  report: IngestReport) -> None:
+    """Metadata always merges in (a closed issue, new tags); a changed text is an edit."""
+    merged = {**(existing.metadata_json or {}), **draft.metadata}
+    if merged != existing.metadata_json:
+        existing.metadata_json = merged
+    if draft.url and not draft.partial:
+        existing.url = draft.url
+    if draft.customer_tier is not None:
+        existing.customer_tier = draft.customer_tier
+    if draft.account_value is not None:
+        existing.account_value = draft.account_value
+    if draft.partial or existing.text_original == draft.text:
+        report.duplicates += 1
+        report.item_ids.append(existing.id)
+        return
+    loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
+    existing.text_original = draft.text
+    existing.text_redacted = draft.redacted_text or draft.text
+    existing.sentiment = draft.sentiment
+    existing.kind = draft.kind
+    existing.content_hash = content_hash(existing.author_pseudonym, draft.text)
+    # The old embedding and the theme the machine chose describe the old text: drop both, so the
+    # item is embedded again and the next clustering run puts it where the new text belongs.
+    existing.embedding = None
+    existing.embedding_model = None
+    existing.updated_at = utcnow()
+    session.execute(delete(ThemeMembership).where(ThemeMembership.item_id == existing.id,
+                                                  ThemeMembership.source == "machine"))
+    report.updated += 1
+    report.item_ids.append(existing.id)
+
+
+def restore_items(session: Session, channel: str, external_ids: Iterable[str]) -> None:
+    """Lift the tombstones of items restored at their source, so their next delivery is stored again."""
+    for external_id in external_ids:
+        session.execute(delete(ItemTombstone).where(ItemTombstone.channel == channel,
+                                                    ItemTombstone.external_id == external_id))
+
+
+def delete_items(session: Session, channel: str, external_ids: Iterable[str]) -> int:
+    """Remove items deleted at their source (memberships go with them) and leave tombstones.
+
+    When the same text was also seen elsewhere, that sighting takes the item's place instead: the
+    words still stand in the other channel, so the item and its theme count stay.
+    """
+    removed = 0
+    for external_id in external_ids:
+        item = find_item(session, channel, external_id)
+        if item is not None:
+            successor = session.scalar(select(ItemSighting).where(ItemSighting.item_id == item.id)
+                                       .order_by(ItemSighting.id).limit(1))
+            if successor is not None:
+                item.channel, item.external_id = successor.channel, successor.external_id
+                item.url = successor.url
+                session.delete(successor)
+            else:
+                scrub_quotes(session, {item.text_redacted})
+                session.execute(delete(FeedbackItem).where(FeedbackItem.id == item.id))
+                session.expunge(item)
+            removed += 1
+        else:
+            sighting = find_sighting(session, channel, external_id)
+            if sighting is not None:
+                session.delete(sighting)
+                removed += 1
+        if not is_tombstoned(session, channel, external_id):
+            session.add(ItemTombstone(channel=channel, external_id=external_id))
+        session.flush()
+    return removed
+
+
+def scrub_quotes(session: Session, texts: set[str]) -> int:
+    """Remove these texts from the quotes copied onto themes; returns how many themes changed.
+
+    Quotes are copies made at clustering time: words deleted at their source or erased on request
+    must not stay on the theme page until the next clustering run.
+    """
+    changed = 0
+    if not texts:
+        return changed
+    for theme in session.scalars(select(Theme)):
+        kept = [quote for quote in theme.quotes or [] if quote not in texts]
+        if len(kept) != len(theme.quotes or []):
+            theme.quotes = kept
+            changed += 1
+    return changed

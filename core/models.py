@@ -57,6 +57,11 @@ class FeedbackItem(Base):
     sentiment: Mapped[float | None] = mapped_column(Float)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
     embedding_model: Mapped[str | None] = mapped_column(String(128))
+    # Hash of (author pseudonym, normalised text): the same words from the same author are one item.
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Impact signals from the channel (a payload field or a lookup file), for weighting themes.
+    customer_tier: Mapped[str | None] = mapped_column(String(64))
+    account_value: Mapped[float | None] = mapped_column(Float)
 
     membership: Mapped[ThemeMembership | None] = relationship(back_populates="item", uselist=False)
 
@@ -72,12 +77,15 @@ class Theme(Base):
     status: Mapped[str] = mapped_column(String(32), default="new", index=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id"), index=True)
     label_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when a person merged this theme into another: later clusterings send its items there too.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("themes.id"), index=True)
     centroid: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     owner: Mapped[Owner | None] = relationship()
     memberships: Mapped[list[ThemeMembership]] = relationship(back_populates="theme")
+    merged_into: Mapped[Theme | None] = relationship(remote_side=[id])
 
 
 class ThemeMembership(Base):
@@ -120,7 +128,7 @@ class Delivery(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(32), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    external_ref: Mapped[str | None] = mapped_column(String(512))
+    external_ref: Mapped[str | None] = mapped_column(String(512), index=True)
     url: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(String(512), default="")
     body: Mapped[str] = mapped_column(Text, default="")
@@ -128,9 +136,53 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # Retry schedule: None means "due now"; set before each attempt so a crashed worker backs off too.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The ticket's status in the tracker as last read (webhook or polling).
+    external_status: Mapped[str | None] = mapped_column(String(128))
+    status_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     theme: Mapped[Theme] = relationship()
     owner: Mapped[Owner | None] = relationship()
+
+
+class TargetCircuit(Base):
+    """A circuit breaker per target instance: open after repeated failures, tried again after a pause."""
+
+    __tablename__ = "target_circuits"
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    opened_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SpikeAlert(Base):
+    """One spike notification sent (or attempted) for a theme; the rate limit counts these."""
+
+    __tablename__ = "spike_alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    score: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(32), default="sent")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class LoopReply(Base):
+    """A "your feedback was acted on" reply to one thread for one theme; unique, so nobody is told twice."""
+
+    __tablename__ = "loop_replies"
+    __table_args__ = (UniqueConstraint("theme_id", "channel", "thread_ref", name="uq_loop_reply_thread"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(128))
+    thread_ref: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(32), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditEntry(Base):
@@ -176,3 +228,54 @@ class Setting(Base):
     __tablename__ = "installation_settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """A delivery id already stored for a channel: a redelivery is answered without storing anything twice."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("channel", "delivery_id", name="uq_delivery_channel_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    delivery_id: Mapped[str] = mapped_column(String(256))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ItemSighting(Base):
+    """Another place the same author posted the same text: kept as a link, not counted as another item."""
+
+    __tablename__ = "item_sightings"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_sighting_channel_external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("feedback_items.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str] = mapped_column(String(256))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    author_pseudonym: Mapped[str | None] = mapped_column(String(64), index=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ItemTombstone(Base):
+    """An item deleted at its source: the row is gone, and late deliveries of it do not bring it back."""
+
+    __tablename__ = "item_tombstones"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_tombstone_channel_external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str] = mapped_column(String(256))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImportRun(Base):
+    """Progress of one file import, so an interrupted import resumes where it stopped."""
+
+    __tablename__ = "import_runs"
+    __table_args__ = (UniqueConstraint("channel", "file_sha256", name="uq_import_channel_file"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(512))
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

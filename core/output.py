@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from core.models import Channel
+from core.models import Channel, Delivery
 from core.plugin_manager import PluginInfo
 from core.routing import RoutingDecision
 from core.types import ThemeView
@@ -31,10 +31,28 @@ def routing_table(decisions: Sequence[RoutingDecision]) -> Table:
     for column in ("id", "theme", "items", "owner", "target", "decided by"):
         table.add_column(column)
     for decision in decisions:
-        choice = decision.choice
-        table.add_row(str(decision.theme.id), decision.theme.label, str(decision.theme.volume),
-                      choice.owner if choice else "(none)", choice.target_type if choice else "-",
-                      choice.rule if choice else "no rule matched")
+        choice, suggestion = decision.choice, decision.suggestion
+        if choice is not None:
+            owner, target, why = choice.owner, choice.target_type, f"rule {choice.rule}"
+        elif suggestion is not None:
+            owner, target = f"{suggestion.owner}?", "-"
+            why = (f"no rule matched; suggested from similar themes {list(suggestion.similar_theme_ids)}, "
+                   f"confidence {suggestion.confidence:.2f}")
+        else:
+            owner, target, why = "(none)", "-", "no rule matched; no similar routed theme"
+        table.add_row(str(decision.theme.id), decision.theme.label, str(decision.theme.volume), owner, target, why)
+    return table
+
+
+def deliveries_table(deliveries: Sequence[Delivery]) -> Table:
+    table = Table(title=f"{len(deliveries)} deliveries")
+    for column in ("id", "theme", "owner", "target", "state", "attempts", "ticket", "next attempt", "last error"):
+        table.add_column(column)
+    for delivery in deliveries:
+        table.add_row(str(delivery.id), str(delivery.theme_id), delivery.owner.name if delivery.owner else "-",
+                      delivery.target_type, delivery.state, str(delivery.attempts), delivery.external_ref or "-",
+                      f"{delivery.next_attempt_at:%Y-%m-%d %H:%M:%S}" if delivery.next_attempt_at else "-",
+                      (delivery.last_error or "")[:80])
     return table
 
 

@@ -24,9 +24,17 @@ DEFAULT_PLUGINS = (
     "plugins.sentiment",
     "plugins.kind",
     "plugins.generic_webhook",
+    "plugins.discourse",
+    "plugins.github",
     "plugins.inbox",
     "plugins.rules_owner",
     "plugins.minilm_embedder",
+    "plugins.jira",
+    "plugins.redmine",
+    "plugins.chat_webhook",
+    "plugins.email_smtp",
+    "plugins.discourse_reply",
+    "plugins.github_reply",
 )
 
 LOAD_PLUGINS_ENV = "FEEDBACKLOOP_LOAD_PLUGINS"

@@ -1,46 +1,57 @@
 """Routing: pick an owner per theme (plugins, then the rules file), then deliver through an outbox.
 
 The delivery row (the outbox entry) is written in the same transaction as the owner decision; sending
-happens afterwards, and a delivery's idempotency key lets a target find a ticket it already made.
+happens afterwards in ``core.delivery``, and a delivery's idempotency key lets a target find a ticket it
+already made.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.delivery import DeliveryPolicy, RouteReport, render, send_due
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, Owner, Theme
-from core.themes import theme_view, theme_views
-from core.types import DeliveryRequest, OwnerChoice, ThemeView
+from core.signals import theme_signals
+from core.suggest import Suggestion, suggest_owners
+from core.themes import theme_views
+from core.types import OwnerChoice, ThemeView
 
 ROUTABLE_STATUSES = ("new", "triaged", "planned", "in_progress")
+
+__all__ = ["RouteReport", "RoutingDecision", "decide", "ensure_owner", "plan_deliveries", "render", "route",
+           "send_deliveries", "routable_views"]
 
 
 @dataclass(frozen=True)
 class RoutingDecision:
     theme: ThemeView
     choice: OwnerChoice | None
+    suggestion: Suggestion | None = None
 
 
-@dataclass
-class RouteReport:
-    decided: int = 0
-    unrouted: int = 0
-    sent: int = 0
-    updated: int = 0
-    failed: int = 0
+def routable_views(loop: FeedbackLoop, session: Session) -> list[ThemeView]:
+    """Active themes with the signals rules can test: trend, spike score, item metadata."""
+    views = [view for view in theme_views(session) if view.status in ROUTABLE_STATUSES]
+    signals = theme_signals(session, [view.id for view in views], loop.settings)
+    return [replace(view, **signals[view.id].as_fields()) if view.id in signals else view for view in views]
 
 
-def decide(loop: FeedbackLoop, session: Session) -> list[RoutingDecision]:
-    """Who would get each active theme, and which rule decided; changes nothing (the dry run)."""
-    return [
-        RoutingDecision(view, loop.pm.hook.choose_owner(theme=view, settings=loop.settings))
-        for view in theme_views(session)
-        if view.status in ROUTABLE_STATUSES
-    ]
+def decide(loop: FeedbackLoop, session: Session, suggest: bool = False) -> list[RoutingDecision]:
+    """Who would get each active theme, and which rule decided; changes nothing (the dry run).
+
+    With ``suggest``, a theme no rule matches gets the owner of the most similar themes routed before.
+    """
+    decisions = [RoutingDecision(view, loop.pm.hook.choose_owner(theme=view, settings=loop.settings))
+                 for view in routable_views(loop, session)]
+    if not suggest:
+        return decisions
+    unmatched = [decision.theme.id for decision in decisions if decision.choice is None]
+    suggestions = suggest_owners(session, unmatched) if unmatched else {}
+    return [replace(decision, suggestion=suggestions.get(decision.theme.id)) for decision in decisions]
 
 
 def ensure_owner(session: Session, name: str) -> Owner:
@@ -50,22 +61,6 @@ def ensure_owner(session: Session, name: str) -> Owner:
         session.add(owner)
         session.flush()
     return owner
-
-
-def render(loop: FeedbackLoop, theme: ThemeView) -> tuple[str, str]:
-    """A ticket's title and body: label, metrics, redacted quotes, and a link back to the theme."""
-    title = f"[feedbackloop] {theme.label} ({theme.volume} items)"
-    quotes = "\n".join(f'> "{quote}"' for quote in theme.quotes[:3])
-    body = (
-        f"Theme: {theme.label}\n"
-        f"Keywords: {', '.join(theme.keywords[:8])}\n"
-        f"Volume: {theme.volume} items, {theme.share_of_voice:.1%} of all feedback\n"
-        f"Mean sentiment: {theme.mean_sentiment:+.2f}\n"
-        f"Kinds: {', '.join(f'{k} {n}' for k, n in sorted(theme.kinds.items()))}\n\n"
-        f"What people said:\n{quotes}\n\n"
-        f"{loop.settings.public_url.rstrip('/')}/themes/{theme.id}"
-    )
-    return title, body
 
 
 def plan_deliveries(loop: FeedbackLoop, session: Session) -> RouteReport:
@@ -97,49 +92,13 @@ def plan_deliveries(loop: FeedbackLoop, session: Session) -> RouteReport:
     return report
 
 
-def send_deliveries(loop: FeedbackLoop, report: RouteReport | None = None) -> RouteReport:
-    """Send pending deliveries and growth updates; each in its own transaction, failures recorded."""
-    report = report or RouteReport()
-    with loop.session() as session:
-        delivery_ids = list(session.scalars(
-            select(Delivery.id).where(Delivery.state.in_(("pending", "failed", "sent"))).order_by(Delivery.id)
-        ))
-    for delivery_id in delivery_ids:
-        with loop.session() as session:
-            delivery = session.get(Delivery, delivery_id)
-            assert delivery is not None
-            view = theme_view(session, delivery.theme)
-            is_update = delivery.state == "sent"
-            if is_update and view.volume <= delivery.delivered_volume:
-                continue
-            title, body = render(loop, view)
-            target = loop.target_types[delivery.target_type]
-            request = DeliveryRequest(theme=view, owner=delivery.owner.name if delivery.owner else "",
-                                      options=dict(delivery.options or {}), title=title, body=body,
-                                      idempotency_key=delivery.idempotency_key,
-                                      existing_ref=delivery.external_ref)
-            delivery.attempts += 1
-            try:
-                result = target.deliver(request)
-            except Exception as error:  # a target's failure must not stop the others
-                delivery.state = "failed"
-                delivery.last_error = f"{type(error).__name__}: {error}"
-                report.failed += 1
-                continue
-            delivery.state = "sent"
-            delivery.external_ref = result.external_ref
-            delivery.url = result.url
-            delivery.title, delivery.body = title, body
-            delivery.delivered_volume = view.volume
-            delivery.last_error = None
-            if is_update:
-                report.updated += 1
-            else:
-                report.sent += 1
-    return report
+def send_deliveries(loop: FeedbackLoop, report: RouteReport | None = None,
+                    policy: DeliveryPolicy | None = None) -> RouteReport:
+    """Send what is due now (new tickets, retries whose backoff has passed, growth updates)."""
+    return send_due(loop, policy, report)
 
 
-def route(loop: FeedbackLoop) -> RouteReport:
+def route(loop: FeedbackLoop, policy: DeliveryPolicy | None = None) -> RouteReport:
     with loop.session() as session:
         report = plan_deliveries(loop, session)
-    return send_deliveries(loop, report)
+    return send_deliveries(loop, report, policy)

@@ -12,6 +12,20 @@
     kind = ["complaint"]         # optional conditions, all must hold
     min_volume = 5
     max_sentiment = -0.2
+    channel = ["discourse"]      # any item from one of these channels
+    min_trend = 2.0              # recent hour at least twice the theme's usual rate
+    min_anomaly_score = 3.0      # spike score (see core.signals)
+    metadata = { tier = ["enterprise"] }   # any item whose metadata has one of these values
+
+    [[spike]]                    # a separate kind: notify at once when a theme's spike score crosses
+    name = "burst"
+    owner = "ops"
+    target = "chat_webhook"
+    target_options = { url = "https://chat.example/hooks/abc" }
+    threshold = 3.0              # spike score
+    min_recent = 3               # items in the last hour, so two stray items are never a spike
+    cooldown_minutes = 60        # at most one notice per theme per cooldown
+    keywords_any = ["outage"]    # optional, the same conditions as rules
 
 Errors name the file, the line of the offending rule, and the reason.
 """
@@ -27,8 +41,11 @@ from typing import Any
 from core.types import OwnerChoice, ThemeView
 
 CONDITION_KEYS = {"keywords_any", "label_contains", "kind", "channel", "min_volume", "max_sentiment",
-                  "min_sentiment", "status"}
+                  "min_sentiment", "status", "min_trend", "min_anomaly_score", "metadata"}
 RULE_KEYS = CONDITION_KEYS | {"name", "priority", "owner", "target", "target_options"}
+SPIKE_KEYS = CONDITION_KEYS | {"name", "owner", "target", "target_options", "threshold", "min_recent",
+                               "cooldown_minutes"}
+SECTIONS = ("rule", "spike", "default")
 
 
 class RulesError(ValueError):
@@ -71,13 +88,38 @@ def _condition_holds(key: str, value: Any, theme: ThemeView) -> bool:
         return bool(theme.mean_sentiment <= value)
     if key == "min_sentiment":
         return bool(theme.mean_sentiment >= value)
+    if key == "min_trend":
+        return theme.trend is not None and theme.trend >= value
+    if key == "min_anomaly_score":
+        return theme.anomaly_score is not None and theme.anomaly_score >= value
+    if key == "metadata":
+        return all(any(theme.metadata_counts.get(field_name, {}).get(str(v), 0) > 0 for v in allowed)
+                   for field_name, allowed in value.items())
     raise RulesError(f"unknown condition {key!r}")
+
+
+@dataclass(frozen=True)
+class SpikeRule:
+    """Notify ``owner`` through ``target`` at once when a matching theme's spike score crosses ``threshold``."""
+
+    name: str
+    owner: str
+    target: str
+    target_options: dict[str, Any] = field(default_factory=dict)
+    threshold: float = 3.0
+    min_recent: int = 3
+    cooldown_minutes: int = 60
+    conditions: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, theme: ThemeView) -> bool:
+        return all(_condition_holds(key, value, theme) for key, value in self.conditions.items())
 
 
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     default: Rule | None
+    spikes: tuple[SpikeRule, ...] = ()
 
     def decide(self, theme: ThemeView) -> OwnerChoice | None:
         for rule in self.rules:
@@ -89,8 +131,9 @@ class RuleSet:
         return None
 
 
-def _rule_lines(source: str) -> list[int]:
-    return [number for number, line in enumerate(source.splitlines(), 1) if line.strip() == "[[rule]]"]
+def _section_lines(source: str, section: str) -> list[int]:
+    header = f"[[{section}]]"
+    return [number for number, line in enumerate(source.splitlines(), 1) if line.split("#")[0].strip() == header]
 
 
 def parse_rules(source: str, origin: str = "rules") -> RuleSet:
@@ -98,10 +141,14 @@ def parse_rules(source: str, origin: str = "rules") -> RuleSet:
         document = tomllib.loads(source)
     except tomllib.TOMLDecodeError as error:
         raise RulesError(f"{origin}: not valid TOML: {error}") from error
-    unknown_top = set(document) - {"rule", "default"}
+    unknown_top = set(document) - set(SECTIONS)
     if unknown_top:
-        raise RulesError(f"{origin}: unknown section(s) {sorted(unknown_top)}; expected [[rule]] and [default]")
-    lines = _rule_lines(source)
+        raise RulesError(f"{origin}: unknown section(s) {sorted(unknown_top)}; expected [[rule]], [[spike]] "
+                         f"and [default]")
+    for section in ("rule", "spike"):
+        if section in document and not isinstance(document[section], list):
+            raise RulesError(f"{origin}: {section!r} must be written [[{section}]] (an array of tables)")
+    lines = _section_lines(source, "rule")
     rules = []
     seen: set[str] = set()
     for index, raw in enumerate(document.get("rule", [])):
@@ -115,16 +162,63 @@ def parse_rules(source: str, origin: str = "rules") -> RuleSet:
     if "default" in document:
         default = _build_rule({"name": "default", **document["default"]}, f"{origin} [default]", "default")
     ordered = tuple(rule for _, _, rule in sorted(rules, key=lambda entry: (entry[0], entry[1])))
-    return RuleSet(rules=ordered, default=default)
+    spike_lines = _section_lines(source, "spike")
+    spikes = []
+    for index, raw in enumerate(document.get("spike", [])):
+        where = f"{origin} line {spike_lines[index] if index < len(spike_lines) else '?'}"
+        spike = _build_spike(raw, where, default_name=f"spike-{index + 1}")
+        if spike.name in seen:
+            raise RulesError(f"{where}: duplicate rule name {spike.name!r}")
+        seen.add(spike.name)
+        spikes.append(spike)
+    return RuleSet(rules=ordered, default=default, spikes=tuple(spikes))
+
+
+def _build_spike(raw: dict[str, Any], where: str, default_name: str) -> SpikeRule:
+    unknown = set(raw) - SPIKE_KEYS
+    if unknown:
+        raise RulesError(f"{where}: unknown key(s) {sorted(unknown)}; allowed in [[spike]]: {sorted(SPIKE_KEYS)}")
+    owner = _check_common(raw, where)
+    if not isinstance(raw.get("target"), str) or not raw["target"].strip():
+        raise RulesError(f"{where}: 'target' is required in [[spike]] (where the notice goes)")
+    if "threshold" in raw and (not isinstance(raw["threshold"], int | float) or isinstance(raw["threshold"], bool)
+                               or raw["threshold"] <= 0):
+        raise RulesError(f"{where}: 'threshold' must be a positive number (a spike score)")
+    for key in ("min_recent", "cooldown_minutes"):
+        if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0):
+            raise RulesError(f"{where}: {key!r} must be a non-negative integer")
+    return SpikeRule(
+        name=str(raw.get("name", default_name)), owner=owner, target=raw["target"].strip(),
+        target_options=dict(raw.get("target_options", {})), threshold=float(raw.get("threshold", 3.0)),
+        min_recent=int(raw.get("min_recent", 3)), cooldown_minutes=int(raw.get("cooldown_minutes", 60)),
+        conditions={key: raw[key] for key in CONDITION_KEYS if key in raw},
+    )
+
+
+def _check_common(raw: dict[str, Any], where: str) -> str:
+    """Checks shared by rules and spike rules; returns the owner."""
+    owner = raw.get("owner")
+    if not isinstance(owner, str) or not owner.strip():
+        raise RulesError(f"{where}: 'owner' is required and must be a non-empty string")
+    if "target_options" in raw and not isinstance(raw["target_options"], dict):
+        raise RulesError(f"{where}: 'target_options' must be a table, e.g. {{ project = \"OPS\" }}")
+    for key in ("min_trend", "min_anomaly_score"):
+        if key in raw and (not isinstance(raw[key], int | float) or isinstance(raw[key], bool)):
+            raise RulesError(f"{where}: {key!r} must be a number")
+    if "metadata" in raw:
+        metadata = raw["metadata"]
+        if not isinstance(metadata, dict) or not all(
+                isinstance(values, list) and all(isinstance(v, str | int | bool) for v in values)
+                for values in metadata.values()):
+            raise RulesError(f"{where}: 'metadata' must be a table of lists, e.g. {{ tier = [\"enterprise\"] }}")
+    return owner.strip()
 
 
 def _build_rule(raw: dict[str, Any], where: str, default_name: str) -> Rule:
     unknown = set(raw) - RULE_KEYS
     if unknown:
         raise RulesError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(RULE_KEYS)}")
-    owner = raw.get("owner")
-    if not isinstance(owner, str) or not owner.strip():
-        raise RulesError(f"{where}: 'owner' is required and must be a non-empty string")
+    owner = _check_common(raw, where)
     for key in ("keywords_any", "kind", "channel", "status"):
         if key in raw and not (isinstance(raw[key], list) and all(isinstance(v, str) for v in raw[key])):
             raise RulesError(f"{where}: {key!r} must be a list of strings")
@@ -139,7 +233,7 @@ def _build_rule(raw: dict[str, Any], where: str, default_name: str) -> Rule:
         raise RulesError(f"{where}: 'kind' values must be among {sorted(kinds)}")
     return Rule(
         name=str(raw.get("name", default_name)),
-        owner=owner.strip(),
+        owner=owner,
         priority=int(raw.get("priority", 100)),
         target=str(raw.get("target", "inbox")),
         target_options=dict(raw.get("target_options", {})),

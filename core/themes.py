@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, true
 from sqlalchemy.orm import Session
 
+from clustering.identity import match_to_predecessors
 from clustering.pipeline import ThemePipeline
 from clustering.spectral import SpectralThemeClusterer
 from core.loop import FeedbackLoop
@@ -18,9 +19,7 @@ from core.settings import Settings
 from core.types import ThemeView
 
 Progress = Callable[[int], None]
-# A new cluster inherits an old theme's id when they share at least this fraction of either's items.
-IDENTITY_OVERLAP = 0.5
-INACTIVE_STATUSES = ("archived",)
+INACTIVE_STATUSES = ("archived", "merged")
 
 
 def make_clusterer(settings: Settings) -> SpectralThemeClusterer:
@@ -81,34 +80,44 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
         if membership.source == "human":
             human[membership.item_id] = membership.theme_id
 
+    steered = _steer_by_people(item_ids, embeddings, human, loop.settings.steer_similarity)
     new_members: dict[int, set[int]] = defaultdict(set)
     for item_id, label in zip(item_ids, result.labels.tolist(), strict=True):
-        if label >= 0 and item_id not in human:
+        if label >= 0 and item_id not in human and item_id not in steered:
             new_members[label].add(item_id)
-    mapping = _match_to_predecessors(new_members, old_members)
+    mapping = {label: final_theme(session, theme_id).id
+               for label, theme_id in match_to_predecessors(new_members, old_members).items()}
+    _keep_merged_together(session, mapping, new_members, old_members)
 
     session.execute(delete(ThemeMembership).where(ThemeMembership.source == "machine"))
     created_ids: list[int] = []
-    for label, label_info in result.themes.items():
+    described: set[int] = set()
+    # Largest clusters first: when a person's merge sends two clusters to one theme, the larger describes it.
+    for label in sorted(result.themes, key=lambda label: (-len(new_members[label]), label)):
+        label_info = result.themes[label]
         theme = session.get(Theme, mapping[label]) if label in mapping else None
         if theme is None:
             theme = Theme(label=label_info.title, status="new")
             session.add(theme)
-        if not theme.label_locked:
-            theme.label = label_info.title
-        if theme.status in INACTIVE_STATUSES:
-            theme.status = "new"
-        theme.keywords = label_info.keywords
-        theme.quotes = [texts[i] for i in label_info.quote_indices]
-        theme.centroid = result.centroids[label].tobytes()
-        session.flush()
+            session.flush()
+            created_ids.append(theme.id)
+        if theme.id not in described:
+            described.add(theme.id)
+            if not theme.label_locked:
+                theme.label = label_info.title
+            if theme.status == "archived":
+                theme.status = "new"
+            theme.keywords = label_info.keywords
+            theme.quotes = [texts[i] for i in label_info.quote_indices]
+            theme.centroid = result.centroids[label].tobytes()
         for item_id in new_members[label]:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source="machine"))
-        if label not in mapping:
-            created_ids.append(theme.id)
         mapping[label] = theme.id
+    for item_id, theme_id in steered.items():
+        session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source="machine"))
     kept_ids = set(mapping.values()) | set(human.values())
-    for theme in session.scalars(select(Theme).where(Theme.id.not_in(kept_ids) if kept_ids else true())):
+    for theme in session.scalars(select(Theme).where(Theme.id.not_in(kept_ids) if kept_ids else true())
+                                 .where(Theme.status != "merged")):
         theme.status = "archived"  # kept, not deleted: its tickets and history still point at it
     session.flush()
     for theme_id in created_ids:
@@ -120,21 +129,51 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
                          kept=len(result.themes) - len(created_ids), unthemed=unthemed)
 
 
-def _match_to_predecessors(new_members: dict[int, set[int]], old_members: dict[int, set[int]]) -> dict[int, int]:
-    """Greedy one-to-one matching of new clusters to old themes by shared items."""
-    candidates = []
+def _keep_merged_together(session: Session, mapping: dict[int, int], new_members: dict[int, set[int]],
+                          old_members: dict[int, set[int]]) -> None:
+    """A person merged themes, so the clusters that split them apart again all go back to the merged one."""
+    targets = set(session.scalars(select(Theme.merged_into_id).where(Theme.merged_into_id.is_not(None))))
     for label, members in new_members.items():
-        for theme_id, old in old_members.items():
-            shared = len(members & old)
-            if shared and shared >= IDENTITY_OVERLAP * min(len(members), len(old)):
-                candidates.append((shared, -theme_id, label, theme_id))
-    mapping: dict[int, int] = {}
-    used: set[int] = set()
-    for _, _, label, theme_id in sorted(candidates, reverse=True):
-        if label not in mapping and theme_id not in used:
-            mapping[label] = theme_id
-            used.add(theme_id)
-    return mapping
+        if label in mapping:
+            continue
+        for theme_id in targets:
+            if theme_id is not None and len(members & old_members.get(theme_id, set())) * 2 >= len(members):
+                mapping[label] = final_theme(session, theme_id).id
+                break
+
+
+def final_theme(session: Session, theme_id: int) -> Theme:
+    """The theme that now stands for ``theme_id``: itself, or where a person merged it."""
+    theme = session.get(Theme, theme_id)
+    assert theme is not None
+    seen: set[int] = set()
+    while theme.merged_into_id is not None and theme.id not in seen:
+        seen.add(theme.id)
+        merged = session.get(Theme, theme.merged_into_id)
+        assert merged is not None
+        theme = merged
+    return theme
+
+
+def _steer_by_people(item_ids: list[int], embeddings: np.ndarray, human: dict[int, int],
+                     threshold: float) -> dict[int, int]:
+    """Items nearly identical to one a person placed go where that one went (people's moves teach)."""
+    if not human or not item_ids:
+        return {}
+    position = {item_id: index for index, item_id in enumerate(item_ids)}
+    anchors = [item for item in human if item in position]
+    if not anchors:
+        return {}
+    anchor_vectors = embeddings[[position[item] for item in anchors]]
+    steered: dict[int, int] = {}
+    for start in range(0, len(item_ids), 4096):
+        similarity = embeddings[start:start + 4096] @ anchor_vectors.T
+        best = similarity.argmax(axis=1)
+        for offset, anchor_index in enumerate(best.tolist()):
+            item_id = item_ids[start + offset]
+            if item_id not in human and similarity[offset, anchor_index] >= threshold:
+                steered[item_id] = human[anchors[anchor_index]]
+    return steered
 
 
 def theme_views(session: Session, include_inactive: bool = False) -> list[ThemeView]:

@@ -19,6 +19,12 @@ class ItemDraft:
     url: str | None = None
     created_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A partial draft knows only part of its item (e.g. a forum topic's title without its first post):
+    # it creates the item when absent, otherwise only its metadata is merged in.
+    partial: bool = False
+    # Impact signals (customer tier, account value); the core also fills them from channel options.
+    customer_tier: str | None = None
+    account_value: float | None = None
     # Filled in by enrichment plugins.
     redacted_text: str | None = None
     sentiment: float | None = None
@@ -43,6 +49,9 @@ class IntakeResult:
     items: list[ItemDraft] = field(default_factory=list)
     ignored: str | None = None
     delivery_id: str | None = None
+    # External ids deleted at the source (removed from themes) and restored there (accepted again).
+    deleted_ids: list[str] = field(default_factory=list)
+    restored_ids: list[str] = field(default_factory=list)
 
 
 class WebhookRejected(Exception):
@@ -78,6 +87,11 @@ class ThemeView:
     channels: Mapping[str, int]
     quotes: list[str]
     owner: str | None = None
+    # Filled in by routing (core.signals) when it has the data: recent growth against the theme's own
+    # baseline, a spike score, and counts of item metadata values (e.g. {"tier": {"enterprise": 3}}).
+    trend: float | None = None
+    anomaly_score: float | None = None
+    metadata_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def dominant_kind(self) -> str | None:
@@ -105,6 +119,10 @@ class DeliveryRequest:
     body: str
     idempotency_key: str
     existing_ref: str | None = None
+    # Set for a growth update: stable per (ticket, volume), so a target can skip a comment it already made.
+    update_key: str | None = None
+    # "ticket" (create or update the theme's ticket) or "spike" (an urgent notice about a sudden burst).
+    event: str = "ticket"
 
 
 @dataclass(frozen=True)
@@ -122,3 +140,20 @@ class TargetType:
     name: str
     description: str
     deliver: Callable[[DeliveryRequest], DeliveryResult]
+    # Optional: the ticket's current status in the tracker, given the target options and the ticket ref.
+    read_status: Callable[[Mapping[str, Any], str], str | None] | None = None
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """Closing the loop: a message for the people behind one thread (a forum topic, a GitHub issue)."""
+
+    channel_name: str
+    channel_type: str
+    options: Mapping[str, Any]
+    secret: str | None
+    # The thread as the channel knows it (e.g. a Discourse topic id), and an item of it for context.
+    thread_id: str
+    url: str | None
+    metadata: Mapping[str, Any]
+    text: str

@@ -2,26 +2,24 @@
 
 Options (per channel): ``text_field`` (default ``text``), ``id_field`` (``id``), ``author_field``
 (``author``), ``url_field`` (``url``), ``created_at_field`` (``created_at``), ``metadata_fields``
-(comma-separated), and ``allow_unsigned`` (only for trusted networks). Fields may be dotted paths.
-The signature header is ``X-Feedbackloop-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``.
+(comma-separated), ``deleted_field`` (``deleted``: a record with it true deletes the item with its
+id), and ``allow_unsigned`` (only for trusted networks). Fields may be dotted paths. The body is one
+record or a list of them. The signature header is ``X-Feedbackloop-Signature: sha256=<hex
+HMAC-SHA256(secret, raw body)>``; ``X-Feedbackloop-Delivery`` (optional) is the delivery id.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from datetime import datetime
 from typing import Any
 
 from core import hookimpl
 from core.types import ChannelType, IntakeResult, ItemDraft, WebhookRejected, WebhookRequest
+from plugins.webhook_signing import parse_json, sign, truthy, verify
 
-SIGNATURE_HEADER = "x-feedbackloop-signature"
+__all__ = ["SIGNATURE_HEADER", "handle_webhook", "register_channel_types", "sign"]
 
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+SIGNATURE_HEADER = "X-Feedbackloop-Signature"
 
 
 def _field(payload: Any, path: str) -> Any:
@@ -33,27 +31,24 @@ def _field(payload: Any, path: str) -> Any:
     return value
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).lower() in {"1", "true", "yes", "on"}
-
-
 def handle_webhook(request: WebhookRequest) -> IntakeResult:
     options = request.options
-    if request.secret:
-        given = request.headers.get(SIGNATURE_HEADER, "")
-        if not hmac.compare_digest(given, sign(request.secret, request.body)):
-            raise WebhookRejected(401, f"missing or wrong {SIGNATURE_HEADER} header")
-    elif not _truthy(options.get("allow_unsigned", False)):
-        raise WebhookRejected(401, "this channel has no secret configured; refusing unsigned deliveries")
-    try:
-        payload = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise WebhookRejected(400, f"body is not valid JSON: {error}") from error
+    verify(request.secret, request.body, request.headers, SIGNATURE_HEADER, options)
+    payload = parse_json(request.body)
     records = payload if isinstance(payload, list) else [payload]
     text_field = str(options.get("text_field", "text"))
     metadata_fields = [f for f in str(options.get("metadata_fields", "")).split(",") if f]
-    items = []
+    deleted_field = str(options.get("deleted_field", "deleted"))
+    items, deleted = [], []
     for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise WebhookRejected(422, f"record {index}: expected a JSON object, got {type(record).__name__}")
+        external_id = _field(record, str(options.get("id_field", "id")))
+        if truthy(_field(record, deleted_field)):
+            if external_id is None:
+                raise WebhookRejected(422, f"record {index}: a deletion needs the item's id")
+            deleted.append(str(external_id))
+            continue
         text = _field(record, text_field)
         if not isinstance(text, str) or not text.strip():
             raise WebhookRejected(422, f"record {index}: field '{text_field}' must be a non-empty string")
@@ -62,7 +57,6 @@ def handle_webhook(request: WebhookRequest) -> IntakeResult:
             created_at = datetime.fromisoformat(created) if isinstance(created, str) else None
         except ValueError as error:
             raise WebhookRejected(422, f"record {index}: created_at is not an ISO 8601 date") from error
-        external_id = _field(record, str(options.get("id_field", "id")))
         author = _field(record, str(options.get("author_field", "author")))
         url = _field(record, str(options.get("url_field", "url")))
         items.append(
@@ -76,7 +70,7 @@ def handle_webhook(request: WebhookRequest) -> IntakeResult:
                 metadata={name: _field(record, name) for name in metadata_fields},
             )
         )
-    return IntakeResult(items=items, delivery_id=request.headers.get("x-feedbackloop-delivery"))
+    return IntakeResult(items=items, deleted_ids=deleted, delivery_id=request.headers.get("x-feedbackloop-delivery"))
 
 
 @hookimpl

@@ -32,10 +32,11 @@ PRAISE = re.compile(r"\b(love|great|awesome|amazing|excellent|thank(s| you)|well
                     re.IGNORECASE)
 
 
-def classify(text: str) -> str:
+def classify(text: str, sentiment: float | None = None) -> str:
     if IDEA.search(text):
         return "idea"
-    sentiment = sentiment_of(text)
+    if sentiment is None:
+        sentiment = sentiment_of(text)
     if PRAISE.search(text) and sentiment >= 0.5 and not COMPLAINT.search(text):
         return "praise"
     if COMPLAINT.search(text) or sentiment <= -0.3:
@@ -48,4 +49,6 @@ def classify(text: str) -> str:
 @hookimpl
 def enrich_item(item: Any) -> None:
     if item.kind is None:
-        item.kind = classify(item.text)
+        if item.sentiment is None:  # computed once: the sentiment plugin keeps a score already there
+            item.sentiment = sentiment_of(item.text)
+        item.kind = classify(item.text, item.sentiment)

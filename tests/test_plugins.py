@@ -130,7 +130,7 @@ def test_throwaway_plugin_adds_channel_and_target(loop: FeedbackLoop) -> None:
     with TestClient(create_app(loop.settings, loop=loop)) as client:
         response = client.post("/webhooks/chat", content=body(CHECKOUT[5:] + LOGIN[5:], 11))
         assert response.status_code == 202, response.text
-        assert response.json() == {"status": "accepted", "created": 10, "updated": 0, "duplicates": 0}
+        assert response.json() | {"status": "accepted", "created": 10, "updated": 0, "duplicates": 0} == response.json()
         response = client.post("/webhooks/chat", content=json.dumps({"event": "noise"}))
         assert response.status_code == 202 and response.json()["status"] == "ignored"
         again = client.post("/webhooks/chat", content=body(CHECKOUT[5:] + LOGIN[5:], 11))
@@ -243,10 +243,11 @@ def test_cli_lists_installed_plugin(installed_plugin: Path, tmp_path: Path) -> N
 
 def test_hook_register_channel_types() -> None:
     pm = make_plugin_manager(load_installed=False)
-    assert set(channel_types(pm)) == {"webhook"}
+    built_in = {"webhook", "discourse", "github"}
+    assert set(channel_types(pm)) == built_in
     pm.register(throwaway)
     types = channel_types(pm)
-    assert set(types) == {"webhook", "throwaway"}
+    assert set(types) == built_in | {"throwaway"}
     handle = types["throwaway"].handle_webhook
     request = WebhookRequest(channel_name="chat", headers={}, options={}, secret=None,
                              body=b'{"messages": [{"id": 7, "body": "the app is slow"}]}')
@@ -267,10 +268,11 @@ def test_hook_register_channel_types() -> None:
 
 def test_hook_register_target_types() -> None:
     pm = make_plugin_manager(load_installed=False)
-    assert set(target_types(pm)) == {"inbox"}
+    built_in = {"inbox", "jira", "redmine", "chat_webhook", "email"}
+    assert set(target_types(pm)) == built_in
     pm.register(throwaway)
     types = target_types(pm)
-    assert set(types) == {"inbox", "memo"}
+    assert set(types) == built_in | {"memo"}
     request = DeliveryRequest(theme=a_theme(), owner="ops", options={}, title="t", body="b",
                               idempotency_key="theme-1:memo:ops")
     assert types["memo"].deliver(request).external_ref == "memo-1"
@@ -434,6 +436,42 @@ def test_hook_theme_status_changed(loop: FeedbackLoop) -> None:
     view, old, new = recorder.changed[-1]
     assert (old, new, view.status, view.owner, view.label) == ("planned", "done", "done", "cards-team",
                                                                  "Cards declined")
+
+
+def test_hook_reply_to_thread(loop: FeedbackLoop) -> None:
+    """An intake plugin's optional reply capability: the first plugin that handles the channel type answers."""
+    from core.closing import send_loop_replies
+    from core.models import LoopReply
+    from core.types import ReplyRequest
+
+    class ChatReplies:
+        def __init__(self) -> None:
+            self.sent: list[ReplyRequest] = []
+
+        @hookimpl
+        def reply_to_thread(self, request: ReplyRequest) -> str | None:
+            if request.channel_type != "throwaway":
+                return None
+            self.sent.append(request)
+            return f"reply-{len(self.sent)}"
+
+    replies = ChatReplies()
+    loop.pm.register(throwaway)
+    loop.pm.register(replies)
+    with loop.session() as session:
+        add_channel(loop, session, "chat", "throwaway")
+        ingest(loop, session, [ItemDraft(text=text, channel="chat", external_id=f"m{n}", author=f"u{n % 2}",
+                                         metadata={"thread_id": f"t{n % 2}"}) for n, text in enumerate(CHECKOUT)])
+        embed_pending(loop, session)
+        recluster(loop, session)
+        theme = session.scalars(select(Theme)).one()
+        update_theme(loop, session, theme.id, "pm", status="declined")
+    assert send_loop_replies(loop) == 2
+    assert sorted(request.thread_id for request in replies.sent) == ["t0", "t1"]
+    assert all("declined" in request.text and request.channel_name == "chat" for request in replies.sent)
+    assert send_loop_replies(loop) == 0
+    with loop.session() as session:
+        assert {reply.state for reply in session.scalars(select(LoopReply))} == {"sent"}
 
 
 # --- housekeeping -----------------------------------------------------------------------------------------

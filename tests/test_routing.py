@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core import hookimpl
+from core.delivery import DeliveryPolicy
 from core.intake import ingest
 from core.loop import FeedbackLoop
 from core.models import Delivery
@@ -39,6 +40,9 @@ def add(loop: FeedbackLoop, texts: list[str]) -> None:
         recluster(loop, session)
 
 
+NO_BACKOFF = DeliveryPolicy(backoff_base_s=0, breaker_threshold=100)
+
+
 def test_failures_are_recorded_then_retried_and_growth_is_updated(tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text('[default]\nowner = "ops"\ntarget = "flaky"\n')
@@ -46,15 +50,15 @@ def test_failures_are_recorded_then_retried_and_growth_is_updated(tmp_path: Path
     target = FlakyTarget()
     loop.pm.register(target)
     add(loop, [f"export to excel broken {i}" for i in range(6)])
-    assert route(loop).failed == 1
+    assert route(loop, NO_BACKOFF).failed == 1
     with loop.session() as session:
         delivery = session.scalars(select(Delivery)).one()
         assert delivery.state == "failed" and "tracker down" in (delivery.last_error or "")
     target.fail = False
-    assert route(loop).sent == 1
-    assert route(loop).sent == 0  # nothing new: no second ticket, no update
+    assert route(loop, NO_BACKOFF).sent == 1
+    assert route(loop, NO_BACKOFF).sent == 0  # nothing new: no second ticket, no update
     add(loop, [f"export to excel broken again {i}" for i in range(3)])
-    report = route(loop)
+    report = route(loop, NO_BACKOFF)
     assert (report.sent, report.updated) == (0, 1)
     assert target.calls[-1].existing_ref == "T-2" and target.calls[-1].theme.volume == 9
     with loop.session() as session:

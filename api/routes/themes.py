@@ -3,13 +3,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.orm import Session
 
 from api.deps import LoopDep, RoleDep, SessionDep
 from api.routes.feedback import public_item
-from api.schemas import ThemeDetail, ThemePublic, ThemeUpdate
+from api.schemas import ItemPlacement, ThemeDetail, ThemeMerge, ThemePublic, ThemeSplit, ThemeUpdate
+from core.loop import FeedbackLoop
 from core.models import Theme
 from core.queries import ItemFilter, list_items
-from core.review import ReviewError, update_theme
+from core.review import ReviewError, merge_themes, move_item, split_theme, update_theme
 from core.themes import theme_view, theme_views
 from core.types import ThemeView
 
@@ -50,4 +52,46 @@ def patch_theme(theme_id: int, body: ThemeUpdate, loop: LoopDep, session: Sessio
                              status=body.status, owner=body.owner)
     except ReviewError as error:
         raise HTTPException(error.status_code, detail=str(error)) from error
+    return public_theme(theme_view(session, theme))
+
+
+@router.post("/themes/{theme_id}/merge", operation_id="merge_theme")
+def post_merge(theme_id: int, body: ThemeMerge, loop: LoopDep, session: SessionDep, role: RoleDep) -> ThemePublic:
+    """Merge this theme into another; later re-clusterings keep them merged."""
+    try:
+        target = merge_themes(loop, session, theme_id, body.into, actor=f"api:{role}")
+    except ReviewError as error:
+        raise HTTPException(error.status_code, detail=str(error)) from error
+    return public_theme(theme_view(session, target))
+
+
+@router.post("/themes/{theme_id}/split", status_code=201, operation_id="split_theme")
+def post_split(theme_id: int, body: ThemeSplit, loop: LoopDep, session: SessionDep, role: RoleDep) -> ThemePublic:
+    """Split the given items off into a new, named theme; they stay there through re-clustering."""
+    try:
+        new_theme = split_theme(loop, session, theme_id, body.item_ids, body.label, actor=f"api:{role}")
+    except ReviewError as error:
+        raise HTTPException(error.status_code, detail=str(error)) from error
+    return public_theme(theme_view(session, new_theme))
+
+
+@router.post("/feedback/{item_id}/move", operation_id="move_item")
+def post_move(item_id: int, body: ItemPlacement, loop: LoopDep, session: SessionDep, role: RoleDep) -> ThemePublic:
+    """Move an item to a theme by hand; it stays there, and near-identical items follow it."""
+    return _place(loop, session, item_id, body.theme_id, role, "move")
+
+
+@router.post("/feedback/{item_id}/pin", operation_id="pin_item")
+def post_pin(item_id: int, body: ItemPlacement, loop: LoopDep, session: SessionDep, role: RoleDep) -> ThemePublic:
+    """Pin an item in a theme: re-clustering never moves it."""
+    return _place(loop, session, item_id, body.theme_id, role, "pin")
+
+
+def _place(loop: FeedbackLoop, session: Session, item_id: int, theme_id: int, role: str, action: str) -> ThemePublic:
+    try:
+        membership = move_item(loop, session, item_id, theme_id, actor=f"api:{role}", action=action)
+    except ReviewError as error:
+        raise HTTPException(error.status_code, detail=str(error)) from error
+    theme = session.get(Theme, membership.theme_id)
+    assert theme is not None
     return public_theme(theme_view(session, theme))

@@ -1,13 +1,15 @@
+"""``POST /webhooks/{channel}``: one delivery, verified by the channel's plugin, answered once committed."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import LoopDep
-from core.channels import MAX_WEBHOOK_BYTES, receive_webhook
+from core.channels import MAX_WEBHOOK_BYTES
 from core.intake import InvalidItem
+from core.loop import FeedbackLoop
 from core.types import WebhookRejected
+from core.webhook_intake import WebhookIntake
 
 router = APIRouter(tags=["webhooks"])
 
@@ -26,12 +28,23 @@ async def read_limited(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def webhook_intake(request: Request) -> WebhookIntake:
+    """The app's intake, made on the first delivery (one per app, so one per test client)."""
+    intake: WebhookIntake | None = getattr(request.app.state, "webhook_intake", None)
+    if intake is None:
+        loop: FeedbackLoop = request.app.state.loop
+        intake = WebhookIntake(loop)
+        request.app.state.webhook_intake = intake
+    return intake
+
+
 @router.post("/webhooks/{channel}", status_code=status.HTTP_202_ACCEPTED, operation_id="receive_webhook")
-async def webhook(channel: str, request: Request, loop: LoopDep) -> JSONResponse:
+async def webhook(channel: str, request: Request) -> JSONResponse:
     """A delivery for a configured channel; answered only after what it carries is committed."""
+    # No dependencies on purpose: FastAPI runs sync dependencies in a worker thread, a hop per request.
     try:
         body = await read_limited(request)
-        outcome = await run_in_threadpool(receive_webhook, loop, channel, dict(request.headers), body)
+        outcome = await webhook_intake(request).receive(channel, dict(request.headers), body)
     except WebhookRejected as error:
         return JSONResponse({"detail": error.message}, status_code=error.status_code)
     except InvalidItem as error:
@@ -40,5 +53,6 @@ async def webhook(channel: str, request: Request, loop: LoopDep) -> JSONResponse
         return JSONResponse({"status": "ignored", "reason": outcome.ignored}, status_code=202)
     report = outcome.report
     assert report is not None
-    return JSONResponse({"status": "accepted", "created": report.created, "updated": report.updated,
-                         "duplicates": report.duplicates}, status_code=202)
+    return JSONResponse({"status": "redelivery" if outcome.redelivery else "accepted", "created": report.created,
+                         "updated": report.updated, "duplicates": report.duplicates, "linked": report.linked,
+                         "deleted": report.deleted}, status_code=202)

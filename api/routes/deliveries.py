@@ -1,0 +1,56 @@
+"""Deliveries (tickets on their way to targets): list them, see failures, retry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+
+from api.deps import RoleDep, SessionDep
+from core.delivery import DeliveryError, list_deliveries, retry_delivery
+from core.models import Delivery
+
+router = APIRouter(prefix="/api/v1", tags=["deliveries"])
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    theme_id: int
+    owner: str | None
+    target_type: str
+    state: str
+    attempts: int
+    external_ref: str | None
+    url: str | None
+    external_status: str | None
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+def public_delivery(delivery: Delivery) -> DeliveryPublic:
+    return DeliveryPublic(id=delivery.id, theme_id=delivery.theme_id,
+                          owner=delivery.owner.name if delivery.owner else None, target_type=delivery.target_type,
+                          state=delivery.state, attempts=delivery.attempts, external_ref=delivery.external_ref,
+                          url=delivery.url, external_status=delivery.external_status,
+                          next_attempt_at=delivery.next_attempt_at, last_error=delivery.last_error)
+
+
+@router.get("/deliveries", operation_id="list_deliveries")
+def get_deliveries(session: SessionDep, _role: RoleDep, state: str | None = None,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeliveryPublic]:
+    """Deliveries, optionally only one state: pending, sent, failed (retrying) or dead (gave up)."""
+    try:
+        return [public_delivery(delivery) for delivery in list_deliveries(session, state, limit)]
+    except DeliveryError as error:
+        raise HTTPException(error.status_code, detail=str(error)) from error
+
+
+@router.post("/deliveries/{delivery_id}/retry", operation_id="retry_delivery")
+def post_retry(delivery_id: int, session: SessionDep, role: RoleDep) -> DeliveryPublic:
+    """Make a failed or dead delivery due now; the worker's next round sends it."""
+    try:
+        return public_delivery(retry_delivery(session, delivery_id, actor=f"api:{role}"))
+    except DeliveryError as error:
+        raise HTTPException(error.status_code, detail=str(error)) from error

@@ -1,0 +1,112 @@
+"""Ownership rules over HTTP: read, validate and replace the rules file; the routing dry run; the
+closing-the-loop reply template. Changing rules or the template needs an admin key."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from api.deps import LoopDep, RoleDep, SessionDep
+from core.closing import TemplateError, reply_template, set_reply_template
+from core.routing import decide
+from core.rules import RulesError, RuleSet, load_rules, parse_rules
+
+router = APIRouter(prefix="/api/v1", tags=["routing"])
+
+
+class RulesSource(BaseModel):
+    source: str = Field(max_length=200_000, description="The whole rules file, TOML (see core/rules.py).")
+
+
+class TemplateBody(BaseModel):
+    template: str = Field(min_length=1, max_length=5_000, description="Text with $theme, $status and $link.")
+
+
+def _require_admin(role: str) -> None:
+    if role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="changing routing needs an admin key")
+
+
+def _rules_path(loop: LoopDep) -> Path:
+    if loop.settings.rules_file is None:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            detail="no rules file configured; set FEEDBACKLOOP_RULES_FILE")
+    return Path(loop.settings.rules_file)
+
+
+def _summary(rules: RuleSet) -> dict[str, Any]:
+    return {"rules": [asdict(rule) for rule in rules.rules], "spikes": [asdict(spike) for spike in rules.spikes],
+            "default": asdict(rules.default) if rules.default else None}
+
+
+def _parse(source: str) -> RuleSet:
+    try:
+        return parse_rules(source, origin="rules")
+    except RulesError as error:
+        raise HTTPException(422, detail=str(error)) from error
+
+
+@router.get("/rules", operation_id="get_rules")
+def get_rules(loop: LoopDep, _role: RoleDep) -> dict[str, Any]:
+    """The rules file: its text and the parsed rules in the order they are tried."""
+    path = _rules_path(loop)
+    try:
+        rules = load_rules(path)
+    except RulesError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
+    return {"file": str(path), "source": path.read_text(encoding="utf-8"), **_summary(rules)}
+
+
+@router.post("/rules/validate", operation_id="validate_rules")
+def validate_rules(body: RulesSource, _role: RoleDep) -> dict[str, Any]:
+    """Check a rules file without saving it; 422 names the line and the reason."""
+    return {"valid": True, **_summary(_parse(body.source))}
+
+
+@router.put("/rules", operation_id="replace_rules")
+def put_rules(body: RulesSource, loop: LoopDep, role: RoleDep) -> dict[str, Any]:
+    """Replace the rules file; an invalid one is refused (422) and the old file stays as it was."""
+    _require_admin(role)
+    path = _rules_path(loop)
+    rules = _parse(body.source)
+    # Write beside the file and rename over it, so a reader never sees half a file.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(body.source)
+    os.replace(temporary, path)
+    return {"file": str(path), **_summary(rules)}
+
+
+@router.get("/routing/dry-run", operation_id="routing_dry_run")
+def routing_dry_run(loop: LoopDep, session: SessionDep, _role: RoleDep) -> list[dict[str, Any]]:
+    """For every active theme: who would get it and which rule decided, or a suggested owner."""
+    try:
+        decisions = decide(loop, session, suggest=True)
+    except RulesError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
+    return [{"theme_id": d.theme.id, "label": d.theme.label, "volume": d.theme.volume,
+             "owner": d.choice.owner if d.choice else None, "target": d.choice.target_type if d.choice else None,
+             "rule": d.choice.rule if d.choice else None,
+             "suggestion": asdict(d.suggestion) if d.suggestion else None} for d in decisions]
+
+
+@router.get("/loop/reply-template", operation_id="get_reply_template")
+def get_reply_template(session: SessionDep, _role: RoleDep) -> dict[str, str]:
+    return {"template": reply_template(session)}
+
+
+@router.put("/loop/reply-template", operation_id="set_reply_template")
+def put_reply_template(body: TemplateBody, session: SessionDep, role: RoleDep) -> dict[str, str]:
+    """The message sent to people when their theme is done or declined."""
+    _require_admin(role)
+    try:
+        set_reply_template(session, body.template)
+    except TemplateError as error:
+        raise HTTPException(422, detail=str(error)) from error
+    return {"template": body.template}

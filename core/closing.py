@@ -1,0 +1,165 @@
+"""Closing the loop: when a theme is done or declined, the people behind its items hear back.
+
+One reply per thread (a forum topic, a GitHub issue) per theme, through the channel the feedback came
+from, by an intake plugin's optional ``reply_to_thread`` hook. The text is a template an admin edits
+(``$theme``, ``$status``, ``$link``); it names no person and quotes nobody. Threads whose authors were
+erased get nothing. A reply is marked "sending" before the call and never re-sent from that state:
+telling someone twice is worse than a reply an operator has to check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from string import Template
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.delivery import theme_link
+from core.loop import FeedbackLoop
+from core.models import (
+    AuditEntry,
+    Channel,
+    FeedbackItem,
+    ItemTombstone,
+    LoopReply,
+    Setting,
+    Theme,
+    ThemeMembership,
+)
+from core.types import ReplyRequest
+
+CLOSED_STATUSES = ("done", "declined")
+TEMPLATE_SETTING = "loop_reply_template"
+DEFAULT_TEMPLATE = ("Thank you for your feedback. The team has looked at \"$theme\" and marked it $status. "
+                    "Details: $link")
+STATUS_WORDS = {"done": "as done", "declined": "as declined"}
+MAX_ATTEMPTS = 3
+# Metadata keys that name a thread, in the order channels are likely to set them.
+THREAD_KEYS = ("thread_id", "topic_id", "issue_number", "conversation_id")
+
+
+class TemplateError(ValueError):
+    """A reply template that cannot be used."""
+
+
+def reply_template(session: Session) -> str:
+    stored = session.get(Setting, TEMPLATE_SETTING)
+    return stored.value if stored is not None else DEFAULT_TEMPLATE
+
+
+def set_reply_template(session: Session, text: str) -> None:
+    if not text.strip():
+        raise TemplateError("the template must not be empty")
+    try:
+        Template(text).substitute(theme="t", status="s", link="l")
+    except (KeyError, ValueError) as error:
+        raise TemplateError(f"the template may use only $theme, $status and $link ({error!s})") from error
+    stored = session.get(Setting, TEMPLATE_SETTING)
+    if stored is None:
+        session.add(Setting(key=TEMPLATE_SETTING, value=text))
+    else:
+        stored.value = text
+
+
+def thread_of(item: FeedbackItem) -> str | None:
+    metadata = item.metadata_json or {}
+    if metadata.get("repository") and metadata.get("number") is not None:  # a GitHub issue or discussion
+        return f"{metadata['repository']}#{metadata['number']}"
+    for key in THREAD_KEYS:
+        if metadata.get(key) not in (None, ""):
+            return str(metadata[key])
+    return None
+
+
+def erased_pseudonyms(session: Session) -> set[str]:
+    """Authors erased on request (``feedbackloop forget``); their items are gone, sightings may not be."""
+    return set(session.scalars(select(AuditEntry.entity_id).where(AuditEntry.action == "forget_author")
+                               .where(AuditEntry.entity_type == "author")))
+
+
+def is_erased(item: FeedbackItem, erased: set[str]) -> bool:
+    return bool((item.metadata_json or {}).get("author_erased")) or (item.author_pseudonym or "") in erased
+
+
+def opener_erased(session: Session, channel: str, thread: str) -> bool:
+    """Whether the thread's own opening item was erased (or deleted at the source): then the thread is
+    that person's, and replying in it would be writing to them. Discourse names a topic's opening item
+    ``topic-<id>``; for other channels only the items' own authors are checked."""
+    return session.scalar(select(ItemTombstone.id).where(ItemTombstone.channel == channel)
+                          .where(ItemTombstone.external_id == f"topic-{thread}")) is not None
+
+
+def _plan(session: Session) -> None:
+    """Write a pending reply for every thread of every closed theme not yet told (unique per theme)."""
+    closed = list(session.scalars(select(Theme).where(Theme.status.in_(CLOSED_STATUSES))))
+    erased = erased_pseudonyms(session) if closed else set()
+    for theme in closed:
+        items = session.scalars(select(FeedbackItem).join(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
+                                .where(ThemeMembership.theme_id == theme.id))
+        threads: dict[tuple[str, str], list[FeedbackItem]] = defaultdict(list)
+        for item in items:
+            thread = thread_of(item)
+            if thread is not None:
+                threads[(item.channel, thread)].append(item)
+        known = {(reply.channel, reply.thread_ref) for reply in
+                 session.scalars(select(LoopReply).where(LoopReply.theme_id == theme.id))}
+        for (channel, thread), thread_items in threads.items():
+            if (channel, thread) in known:
+                continue
+            skip = any(is_erased(item, erased) for item in thread_items) or opener_erased(session, channel, thread)
+            session.add(LoopReply(theme_id=theme.id, channel=channel, thread_ref=thread,
+                                  state="skipped_erased" if skip else "pending", attempts=0))
+
+
+def send_loop_replies(loop: FeedbackLoop) -> int:
+    """Plan and send closing-the-loop replies; returns how many were posted."""
+    with loop.session() as session:
+        _plan(session)
+    with loop.session() as session:
+        due = [reply.id for reply in session.scalars(
+            select(LoopReply).where(LoopReply.state.in_(("pending", "failed")))
+            .where(LoopReply.attempts < MAX_ATTEMPTS).order_by(LoopReply.id))]
+    posted = 0
+    for reply_id in due:
+        request = _claim(loop, reply_id)
+        if request is None:
+            continue
+        try:
+            answer: Any = loop.pm.hook.reply_to_thread(request=request)
+            outcome, error = ("sent", None) if answer is not None else ("unsupported", None)
+        except Exception as failure:  # recorded on the reply; tried again up to MAX_ATTEMPTS
+            outcome, error = "failed", f"{type(failure).__name__}: {failure}"[:2000]
+        with loop.session() as session:
+            reply = session.get(LoopReply, reply_id)
+            if reply is not None:
+                reply.state, reply.last_error = outcome, error
+        posted += outcome == "sent"
+    return posted
+
+
+def _claim(loop: FeedbackLoop, reply_id: int) -> ReplyRequest | None:
+    with loop.session() as session:
+        reply = session.get(LoopReply, reply_id)
+        if reply is None:
+            return None
+        theme = session.get(Theme, reply.theme_id)
+        channel = session.scalar(select(Channel).where(Channel.name == reply.channel))
+        if theme is None or channel is None:
+            reply.state, reply.last_error = "unsupported", "the channel is not configured any more"
+            return None
+        sample = session.scalar(
+            select(FeedbackItem).join(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
+            .where(ThemeMembership.theme_id == theme.id).where(FeedbackItem.channel == reply.channel)
+            .order_by(FeedbackItem.id))
+        text = Template(reply_template(session)).safe_substitute(
+            theme=theme.label, status=STATUS_WORDS.get(theme.status, theme.status), link=theme_link(loop, theme.id))
+        reply.attempts += 1
+        reply.state = "sending"
+        return ReplyRequest(
+            channel_name=channel.name, channel_type=channel.plugin, options=dict(channel.options or {}),
+            secret=os.environ.get(channel.secret_env) if channel.secret_env else None,
+            thread_id=reply.thread_ref, url=sample.url if sample else None,
+            metadata=dict(sample.metadata_json or {}) if sample else {}, text=text)

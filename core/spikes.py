@@ -1,0 +1,101 @@
+"""Spike notices: when a theme's spike score crosses a ``[[spike]]`` rule's threshold, tell its owner now.
+
+Checked by every worker round (seconds), not by the batch routing run. A notice is rate-limited per
+theme and rule by the rule's cooldown; the alert row is written before the call, so a crash can lose a
+notice but never repeat one within the cooldown, and a failed call is tried again next round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.delivery import aware, theme_link, utcnow
+from core.loop import FeedbackLoop
+from core.models import Delivery, FeedbackItem, SpikeAlert, Theme, ThemeMembership
+from core.rules import RulesError, SpikeRule, load_rules
+from core.signals import SPIKE_WINDOW, ThemeSignals, theme_signals
+from core.themes import theme_view
+from core.types import DeliveryRequest, ThemeView
+
+
+def _recently_active_themes(session: Session) -> list[int]:
+    since = utcnow() - SPIKE_WINDOW
+    return list(session.scalars(
+        select(ThemeMembership.theme_id).join(FeedbackItem, FeedbackItem.id == ThemeMembership.item_id)
+        .where(FeedbackItem.created_at >= since).distinct()
+    ))
+
+
+def _cooling_down(session: Session, theme_id: int, rule: SpikeRule) -> bool:
+    since = utcnow() - timedelta(minutes=rule.cooldown_minutes)
+    last = session.scalar(select(SpikeAlert.created_at).where(SpikeAlert.theme_id == theme_id)
+                          .where(SpikeAlert.rule == rule.name).where(SpikeAlert.state != "failed")
+                          .order_by(SpikeAlert.created_at.desc()).limit(1))
+    moment = aware(last)
+    return moment is not None and moment >= since
+
+
+def spike_message(loop: FeedbackLoop, view: ThemeView, signals: ThemeSignals) -> tuple[str, str]:
+    title = f"[feedbackloop] Spike: {view.label} ({signals.recent} items in the last hour)"
+    quotes = "\n".join(f'> "{quote}"' for quote in view.quotes[:3])
+    body = (f"Theme {view.label!r} is spiking: {signals.recent} items in the last hour, about "
+            f"{signals.expected:.1f} expected (spike score {signals.anomaly_score:.1f}).\n\n"
+            f"What people said:\n{quotes}\n\n{theme_link(loop, view.id)}")
+    return title, body
+
+
+def check_spikes(loop: FeedbackLoop) -> int:
+    """Send a notice for each theme whose spike score crossed a spike rule's threshold; returns how many."""
+    if loop.settings.rules_file is None:
+        return 0
+    try:
+        spike_rules = load_rules(loop.settings.rules_file).spikes
+    except RulesError:
+        return 0  # routing reports a broken rules file; the worker must keep delivering meanwhile
+    if not spike_rules:
+        return 0
+    pending: list[tuple[int, DeliveryRequest, str]] = []
+    with loop.session() as session:
+        theme_ids = _recently_active_themes(session)
+        signals = theme_signals(session, theme_ids)
+        for theme_id in theme_ids:
+            theme = session.get(Theme, theme_id)
+            if theme is None:
+                continue
+            view = replace(theme_view(session, theme), **signals[theme_id].as_fields())
+            for rule in spike_rules:
+                score = view.anomaly_score or 0.0
+                if (score < rule.threshold or signals[theme_id].recent < rule.min_recent
+                        or not rule.matches(view) or _cooling_down(session, theme_id, rule)):
+                    continue
+                alert = SpikeAlert(theme_id=theme_id, rule=rule.name, score=score, state="sending")
+                session.add(alert)
+                session.flush()
+                ticket = session.scalar(select(Delivery.external_ref).where(Delivery.theme_id == theme_id)
+                                        .where(Delivery.target_type == rule.target).limit(1))
+                title, body = spike_message(loop, view, signals[theme_id])
+                pending.append((alert.id, DeliveryRequest(
+                    theme=view, owner=rule.owner, options=dict(rule.target_options), title=title, body=body,
+                    idempotency_key=f"spike-{alert.id}", existing_ref=ticket, event="spike"), rule.target))
+    for alert_id, request, target_type in pending:
+        _send(loop, alert_id, request, target_type)
+    return len(pending)
+
+
+def _send(loop: FeedbackLoop, alert_id: int, request: DeliveryRequest, target_type: str) -> None:
+    error: str | None = None
+    try:
+        target = loop.target_types.get(target_type)
+        if target is None:
+            raise LookupError(f"no plugin provides target type {target_type!r}")
+        target.deliver(request)
+    except Exception as failure:  # recorded on the alert; the next round tries again
+        error = f"{type(failure).__name__}: {failure}"[:2000]
+    with loop.session() as session:
+        alert = session.get(SpikeAlert, alert_id)
+        if alert is not None:
+            alert.state, alert.last_error = ("failed", error) if error else ("sent", None)

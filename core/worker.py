@@ -1,0 +1,30 @@
+"""The background worker's round: deliveries, tracker statuses, spike notices, closing-the-loop replies.
+
+Every step is idempotent and keeps its progress in the database, so the worker can be killed at any
+point and started again (``feedbackloop deliveries work``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from core.closing import send_loop_replies
+from core.delivery import DeliveryPolicy, RouteReport, send_due
+from core.loop import FeedbackLoop
+from core.spikes import check_spikes
+from core.status_sync import poll_statuses
+
+
+def run_round(loop: FeedbackLoop, policy: DeliveryPolicy | None = None, poll_every_s: float = 60.0) -> RouteReport:
+    check_spikes(loop)  # first: a spike notice is the one thing that must not wait
+    report = send_due(loop, policy)
+    poll_statuses(loop, min_interval_s=poll_every_s)
+    send_loop_replies(loop)
+    return report
+
+
+def run_forever(loop: FeedbackLoop, policy: DeliveryPolicy | None = None, interval_s: float = 5.0,
+                poll_every_s: float = 60.0) -> None:
+    while True:
+        run_round(loop, policy, poll_every_s)
+        time.sleep(interval_s)

@@ -1,0 +1,114 @@
+"""Built-in intake channel type ``github``: a repository's or organisation's webhook.
+
+Add a webhook on GitHub (content type ``application/json``, a secret, events: Issues, Issue comments,
+Discussions, Discussion comments) pointing at ``/webhooks/NAME``. Handled: ``issues`` (opened, edited,
+closed, reopened, deleted), ``issue_comment`` and ``discussion_comment`` (created, edited, deleted),
+``discussion`` (created, edited, closed, reopened, deleted); ``ping`` and everything else are ignored.
+Bots (``type: Bot`` or a ``[bot]`` login) are always skipped.
+
+Options: ``exclude_members`` (default false: skip authors whose association is OWNER, MEMBER or
+COLLABORATOR), ``exclude_labels`` (comma-separated), ``allow_unsigned`` (trusted networks only).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from core import hookimpl
+from core.types import ChannelType, IntakeResult, ItemDraft, WebhookRejected, WebhookRequest
+from plugins.webhook_signing import parse_json, split_option, truthy, verify
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+TEAM_ASSOCIATIONS = {"OWNER", "MEMBER", "COLLABORATOR"}
+# event -> (payload key of the thing said, actions that carry its current text)
+HANDLED = {
+    "issues": ("issue", {"opened", "edited", "closed", "reopened"}),
+    "issue_comment": ("comment", {"created", "edited"}),
+    "discussion": ("discussion", {"created", "edited", "closed", "reopened", "answered"}),
+    "discussion_comment": ("comment", {"created", "edited"}),
+}
+
+
+def _date(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def is_bot(user: Any) -> bool:
+    if not isinstance(user, dict):
+        return False
+    return user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]")
+
+
+def handle_webhook(request: WebhookRequest) -> IntakeResult:
+    verify(request.secret, request.body, request.headers, SIGNATURE_HEADER, request.options)
+    event = request.headers.get("x-github-event", "")
+    if not event:
+        raise WebhookRejected(400, "missing X-GitHub-Event header")
+    if event not in HANDLED:  # decided before parsing: ping and friends need nothing from the body
+        return IntakeResult(ignored=f"GitHub event {event!r} is not feedback")
+    result = _handle(request, event, parse_json(request.body))
+    result.delivery_id = request.headers.get("x-github-delivery")
+    return result
+
+
+def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
+    if not isinstance(payload, dict):
+        raise WebhookRejected(400, "a GitHub event body must be a JSON object")
+    key, actions = HANDLED[event]
+    action = payload.get("action")
+    thing = payload.get(key)
+    if not isinstance(thing, dict) or thing.get("id") is None:
+        raise WebhookRejected(400, f"a GitHub {event} event needs a {key!r} object with an 'id'")
+    external_id = f"{event}-{thing['id']}"
+    if action == "deleted":
+        return IntakeResult(deleted_ids=[external_id])
+    if action not in actions:
+        return IntakeResult(ignored=f"GitHub {event} action {action!r} is not handled")
+    options = request.options
+    author = thing.get("user")
+    if is_bot(author):
+        return IntakeResult(ignored="posted by a bot")
+    if truthy(options.get("exclude_members", False)) and thing.get("author_association") in TEAM_ASSOCIATIONS:
+        return IntakeResult(ignored=f"posted by a repository {thing['author_association'].lower()}")
+    parent = payload.get("issue") if event == "issue_comment" else payload.get("discussion")
+    labels = [str(label.get("name")) for label in (thing.get("labels") or (parent or {}).get("labels") or [])
+              if isinstance(label, dict)]
+    excluded = split_option(options, "exclude_labels") & {label.lower() for label in labels}
+    if excluded:
+        return IntakeResult(ignored=f"label {sorted(excluded)[0]!r} is excluded")
+    body = str(thing.get("body") or "").strip()
+    title = str(thing.get("title") or "").strip()
+    text = f"{title}\n\n{body}" if title and body else title or body
+    if not text:
+        return IntakeResult(ignored=f"{event} {thing['id']} has no text")
+    repository = _object(payload.get("repository"))
+    metadata: dict[str, Any] = {
+        "repository": repository.get("full_name"),
+        "github_event": event,
+        "number": thing.get("number", (parent or {}).get("number")),
+        "state": thing.get("state", (parent or {}).get("state")),
+        "labels": labels,
+        "author_association": thing.get("author_association"),
+    }
+    if event == "discussion" and isinstance(thing.get("category"), dict):
+        metadata["category"] = thing["category"].get("name")
+    draft = ItemDraft(text=text, channel=request.channel_name, external_id=external_id,
+                      author=author.get("login") if isinstance(author, dict) else None,
+                      url=thing.get("html_url"), created_at=_date(thing.get("created_at")), metadata=metadata)
+    return IntakeResult(items=[draft])
+
+
+@hookimpl
+def register_channel_types(register: Any) -> None:
+    register(ChannelType(name="github", description="GitHub issues, discussions and comments webhook",
+                         handle_webhook=handle_webhook))

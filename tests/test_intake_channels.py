@@ -1,0 +1,84 @@
+"""Channel instances through the CLI and the admin API, with secrets read from the environment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from core.auth import create_api_key
+from core.cli import app
+from core.loop import FeedbackLoop
+from core.settings import get_settings
+from plugins.webhook_signing import sign
+from tests.intake_support import count_items, items
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("FEEDBACKLOOP_DATABASE_URL", url)
+    monkeypatch.setenv("FEEDBACKLOOP_LOAD_PLUGINS", "")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def test_cli_add_list_remove(cli_env: str) -> None:
+    added = runner.invoke(app, ["channels", "add", "forum", "--plugin", "discourse", "--secret-env", "FORUM_SECRET",
+                                "--option", "exclude_staff=true"])
+    assert added.exit_code == 0, added.output
+    assert "/webhooks/forum" in added.output
+    listed = runner.invoke(app, ["channels", "list"])
+    assert "forum" in listed.output and "discourse" in listed.output
+    assert runner.invoke(app, ["channels", "remove", "forum"]).exit_code == 0
+    assert "forum" not in runner.invoke(app, ["channels", "list"]).output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["channels", "add", "x", "--plugin", "nosuch"], "nosuch"),
+    (["channels", "add", "Bad Name", "--plugin", "webhook"], "lower-case"),
+    (["channels", "add", "x", "--plugin", "webhook", "--secret-env", "not a var"], "environment variable"),
+    (["channels", "add", "x", "--plugin", "webhook", "--option", "novalue"], "KEY=VALUE"),
+    (["channels", "add", "x", "--plugin", "webhook", "--option", "impact_file=/nonexistent.csv"], "impact file"),
+    (["channels", "remove", "ghost"], "ghost"),
+])
+def test_cli_bad_input_exits_2(cli_env: str, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_admin_api(client: TestClient, auth: dict[str, str], loop: FeedbackLoop,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORM_SECRET", "form-secret-1234")
+    created = client.post("/api/v1/channels", headers=auth, json={
+        "name": "form", "plugin": "webhook", "secret_env": "FORM_SECRET", "options": {"text_field": "answer"}})
+    assert created.status_code == 201, created.text
+    assert created.json()["webhook_url"].endswith("/webhooks/form") and "secret" not in created.json()["options"]
+    assert client.post("/api/v1/channels", headers=auth, json={"name": "form", "plugin": "webhook"}).status_code == 409
+    bad = client.post("/api/v1/channels", headers=auth, json={"name": "x", "plugin": "nosuch"})
+    assert bad.status_code == 400 and "nosuch" in bad.json()["detail"]
+    assert client.post("/api/v1/channels", headers=auth, json={"plugin": "webhook"}).status_code == 422
+    assert [c["name"] for c in client.get("/api/v1/channels", headers=auth).json()] == ["form"]
+    body = json.dumps({"answer": "Checkout button is hidden on mobile"}).encode()
+    delivered = client.post("/webhooks/form", content=body, headers={"X-Feedbackloop-Signature":
+                                                                     sign("form-secret-1234", body)})
+    assert delivered.status_code == 202 and count_items(loop) == 1
+    assert client.delete("/api/v1/channels/form", headers=auth).status_code == 204
+    assert client.delete("/api/v1/channels/form", headers=auth).status_code == 404
+    assert client.post("/webhooks/form", content=body).status_code == 404
+    assert [item.text_original for item in items(loop)] == ["Checkout button is hidden on mobile"]  # items stay
+
+
+def test_admin_api_needs_an_admin_key(client: TestClient, loop: FeedbackLoop) -> None:
+    assert client.get("/api/v1/channels").status_code == 401
+    with loop.session() as session:
+        key = create_api_key(session, "reader", role="viewer")
+    response = client.get("/api/v1/channels", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 403

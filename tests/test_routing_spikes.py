@@ -1,0 +1,92 @@
+"""Spikes: a burst on one theme reaches its owner's chat within 5 s of the item that crossed the
+threshold (the worker checks every round, not at the next batch), and the notice is rate-limited."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.models import FeedbackItem, SpikeAlert, Theme, ThemeMembership
+from core.rules import load_rules
+from core.signals import theme_signals
+from core.worker import run_round
+from tests.conftest import make_loop
+from tests.test_target_chat_email import PERSONAL, ChatServer
+
+THRESHOLD = 3.0
+
+
+def test_burst_reaches_the_owner_within_5_seconds_once(tmp_path: Path) -> None:
+    chat = ChatServer()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[default]\nowner = "support"\n\n[[spike]]\nname = "checkout-burst"\nowner = "payments-ops"\n'
+                     f'target = "chat_webhook"\ntarget_options = {{ url = "{chat.url}" }}\nthreshold = {THRESHOLD}\n'
+                     f'min_recent = 3\ncooldown_minutes = 30\nkeywords_any = ["checkout"]\n')
+    assert load_rules(rules).spikes[0].threshold == THRESHOLD
+    loop = make_loop(f"sqlite:///{tmp_path / 'spikes.db'}", rules_file=rules)
+    serial = iter(range(10_000))
+
+    def add_item(theme_id: int, when: datetime) -> None:
+        with loop.session() as session:
+            number = next(serial)
+            item = FeedbackItem(channel="api", external_id=f"i{number}", created_at=when,
+                                text_original=f"checkout fails, card 4111 1111 1111 1111 ({number})",
+                                text_redacted=f"checkout fails, card [CARD] ({number})", metadata_json={})
+            session.add(item)
+            session.flush()
+            # The theme engine's incremental assignment puts a new item in its theme as it arrives.
+            session.add(ThemeMembership(item_id=item.id, theme_id=theme_id))
+
+    with loop.session() as session:
+        theme = Theme(label="Checkout fails", keywords=["checkout", "card"], status="new",
+                      quotes=["checkout fails, card [CARD]"])
+        quiet = Theme(label="Dark mode", keywords=["dark"], status="new", quotes=[])
+        session.add_all([theme, quiet])
+        session.flush()
+        theme_id, quiet_id = theme.id, quiet.id
+    now = datetime.now(UTC)
+    for day in range(14):  # the usual rate: two items a day
+        add_item(theme_id, now - timedelta(days=day % 7, hours=2 + day))
+    add_item(quiet_id, now)
+
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            run_round(loop, poll_every_s=3600)
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        crossed_at = None
+        for _ in range(10):  # the burst: one item every 0.3 s
+            add_item(theme_id, datetime.now(UTC))
+            with loop.session() as session:
+                score = theme_signals(session, [theme_id])[theme_id].anomaly_score
+            if score >= THRESHOLD and crossed_at is None:
+                crossed_at = time.monotonic()
+            time.sleep(0.3)
+        assert crossed_at is not None
+        deadline = crossed_at + 5
+        while not chat.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert chat.messages, "no spike notice within 5 s of the crossing item"
+        latency = chat.messages[0][0] - crossed_at
+        print(f"\nspike notice {latency:.2f} s after the crossing item")
+        assert latency < 5
+        time.sleep(1.0)  # more rounds with the theme still spiking: the cooldown holds
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        chat.close()
+    assert len(chat.messages) == 1
+    text = chat.messages[0][1]["text"]
+    assert "Spike" in text and "Checkout fails" in text and not any(value in text for value in PERSONAL)
+    with loop.session() as session:
+        alerts = session.scalars(select(SpikeAlert)).all()
+        assert [(alert.theme_id, alert.state) for alert in alerts] == [(theme_id, "sent")]
