@@ -80,6 +80,8 @@ class Theme(Base):
     # Set when a person merged this theme into another: later clusterings send its items there too.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("themes.id"), index=True)
     centroid: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # How close a typical member is to the centroid: a new item must be about as close to join at once.
+    radius: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, true
 from sqlalchemy.orm import Session
 
 from clustering.identity import match_to_predecessors
+from clustering.incremental import RADIUS_QUANTILE
 from clustering.pipeline import ThemePipeline
 from clustering.spectral import SpectralThemeClusterer
 from core.loop import FeedbackLoop
@@ -110,6 +111,8 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
             theme.keywords = label_info.keywords
             theme.quotes = [texts[i] for i in label_info.quote_indices]
             theme.centroid = result.centroids[label].tobytes()
+            members = embeddings[result.labels == label]
+            theme.radius = float(np.quantile(members @ result.centroids[label], RADIUS_QUANTILE))
         for item_id in new_members[label]:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source="machine"))
         mapping[label] = theme.id

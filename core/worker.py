@@ -1,4 +1,5 @@
-"""The background worker's round: deliveries, tracker statuses, spike notices, closing-the-loop replies.
+"""The background worker's round: new items into themes, deliveries, tracker statuses, spike notices,
+closing-the-loop replies.
 
 Every step is idempotent and keeps its progress in the database, so the worker can be killed at any
 point and started again (``feedbackloop deliveries work``).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from core.assignment import assign_new_items
 from core.closing import send_loop_replies
 from core.delivery import DeliveryPolicy, RouteReport, send_due
 from core.loop import FeedbackLoop
@@ -16,7 +18,9 @@ from core.status_sync import poll_statuses
 
 
 def run_round(loop: FeedbackLoop, policy: DeliveryPolicy | None = None, poll_every_s: float = 60.0) -> RouteReport:
-    check_spikes(loop)  # first: a spike notice is the one thing that must not wait
+    with loop.session() as session:  # new items join their themes first, so spikes see them at once
+        assign_new_items(loop, session)
+    check_spikes(loop)  # then: a spike notice is the one thing that must not wait
     report = send_due(loop, policy)
     poll_statuses(loop, min_interval_s=poll_every_s)
     send_loop_replies(loop)

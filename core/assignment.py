@@ -1,0 +1,98 @@
+"""Theming between re-clusterings: new items join their theme as they arrive, and new themes emerge
+from items that fit none, without re-clustering everything (the worker runs this every round)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from clustering.incremental import JOIN_FLOOR, IncrementalThemer
+from clustering.labels import class_tfidf_keywords, readable_title, representative_quotes
+from core.loop import FeedbackLoop
+from core.models import FeedbackItem, Theme, ThemeMembership
+from core.themes import INACTIVE_STATUSES, embed_pending, theme_view
+
+
+@dataclass
+class AssignReport:
+    embedded: int = 0
+    joined: int = 0
+    new_themes: int = 0
+    waiting: int = 0
+
+
+def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
+    """Embed new items, put each in the nearest theme it is close enough to, and form new themes."""
+    report = AssignReport(embedded=embed_pending(loop, session))
+    waiting = session.execute(
+        select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
+        .outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
+        .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None))
+        .order_by(FeedbackItem.id)
+    ).all()
+    if not waiting:
+        return report
+    texts = {item_id: text for item_id, text, _ in waiting}
+    vectors = {item_id: np.frombuffer(blob or b"", dtype=np.float32) for item_id, _, blob in waiting}
+    dims = len(next(iter(vectors.values())))
+    themer = _themer_from_database(loop, session, dims)
+    if themer.centroids.shape[1] != dims:  # the embedder changed since the last re-clustering: wait for it
+        report.waiting = len(waiting)
+        return report
+    for item_id, vector in vectors.items():
+        theme_id = themer.assign(item_id, vector)
+        if theme_id >= 0:
+            session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source="machine"))
+            report.joined += 1
+    for emerged in themer.emerge(force=True):
+        if not emerged.new:
+            continue
+        member_vectors = np.vstack([vectors[item_id] for item_id in emerged.members])
+        member_texts = [texts[item_id] for item_id in emerged.members]
+        theme = _new_theme(session, themer, emerged.theme, member_texts, member_vectors, list(texts.values()))
+        for item_id in emerged.members:
+            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source="machine"))
+        session.flush()
+        loop.pm.hook.theme_created(theme=theme_view(session, theme))
+        report.new_themes += 1
+    report.waiting = len(themer.pool_keys)
+    return report
+
+
+def _themer_from_database(loop: FeedbackLoop, session: Session, dims: int) -> IncrementalThemer:
+    themes = list(session.scalars(
+        select(Theme).where(Theme.centroid.is_not(None), Theme.status.not_in(INACTIVE_STATUSES),
+                            Theme.merged_into_id.is_(None)).order_by(Theme.id)
+    ))
+    sizes = {int(theme_id): int(count) for theme_id, count in session.execute(
+        select(ThemeMembership.theme_id, func.count()).group_by(ThemeMembership.theme_id))}
+    centroids = (np.vstack([np.frombuffer(t.centroid or b"", dtype=np.float32) for t in themes]).copy()
+                 if themes else np.zeros((0, dims), dtype=np.float32))
+    return IncrementalThemer(
+        centroids=centroids,
+        sizes=np.asarray([sizes.get(t.id, 1) for t in themes], dtype=np.int64),
+        radii=np.asarray([t.radius if t.radius is not None else JOIN_FLOOR for t in themes], dtype=np.float32),
+        theme_ids=[t.id for t in themes],
+        min_new_theme=loop.settings.min_theme_size,
+    )
+
+
+def _new_theme(session: Session, themer: IncrementalThemer, provisional_id: int, member_texts: list[str],
+               member_vectors: np.ndarray, pool_texts: list[str]) -> Theme:
+    # Keywords that set these items apart from everything else still waiting.
+    others = [text for text in pool_texts if text not in set(member_texts)] or ["-"]
+    labels = np.array([0] * len(member_texts) + [-1] * len(others), dtype=np.int64)
+    keywords = class_tfidf_keywords(member_texts + others, labels).get(0, [])
+    quotes = representative_quotes(member_vectors, list(range(len(member_texts))))
+    theme = Theme(label=readable_title(keywords), keywords=keywords, status="new",
+                  quotes=[member_texts[i] for i in quotes])
+    index = themer.theme_ids.index(provisional_id)
+    theme.centroid = themer.centroids[index].tobytes()
+    theme.radius = float(themer.radii[index])
+    session.add(theme)
+    session.flush()
+    themer.theme_ids[index] = theme.id  # later emerging themes must not reuse the provisional number
+    return theme

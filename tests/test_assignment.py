@@ -1,0 +1,107 @@
+"""Between re-clusterings, new items join their theme as they arrive and new themes emerge; a burst that
+arrives through the API reaches its owner as a spike within seconds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from core import hookimpl
+from core.assignment import assign_new_items
+from core.intake import ingest
+from core.loop import FeedbackLoop
+from core.models import FeedbackItem, Theme, ThemeMembership
+from core.rules import load_rules
+from core.types import ItemDraft
+from core.worker import run_round
+from tests.conftest import ADMIN_KEY, make_loop
+from tests.test_review import TOPICS, seed, theme_of
+from tests.test_target_chat_email import ChatServer
+
+
+class Created:
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+
+    @hookimpl
+    def theme_created(self, theme) -> None:  # type: ignore[no-untyped-def]
+        self.labels.append(theme.label)
+
+
+def test_new_items_join_at_once_and_a_new_theme_emerges(loop: FeedbackLoop) -> None:
+    themes = seed(loop)
+    created = Created()
+    loop.pm.register(created)
+    new_topic = "invoice pdf download export accounting csv"
+    with loop.session() as session:
+        ingest(loop, session, [ItemDraft(text=f"{TOPICS['card']} late{i}", external_id=f"late-{i}")
+                               for i in range(3)])
+        ingest(loop, session, [ItemDraft(text=f"{new_topic} ticket{i}c ref{i}z", external_id=f"inv-{i}")
+                               for i in range(3)])
+    with loop.session() as session:
+        report = assign_new_items(loop, session)
+        assert (report.joined, report.new_themes, report.waiting) == (3, 0, 3)  # three are not a theme yet
+        assert {theme_of(session, f"late-{i}") for i in range(3)} == {themes["card"]}
+        ingest(loop, session, [ItemDraft(text=f"{new_topic} ticket{i}c ref{i}z", external_id=f"inv-{i}")
+                               for i in range(3, 7)])
+    with loop.session() as session:
+        report = assign_new_items(loop, session)
+        assert report.new_themes == 1 and report.waiting == 0
+        new_theme = {theme_of(session, f"inv-{i}") for i in range(7)}
+        assert len(new_theme) == 1 and new_theme.isdisjoint(themes.values())
+        theme = session.get(Theme, new_theme.pop())
+        assert theme is not None and "invoice" in theme.label.lower() + " ".join(theme.keywords)
+    assert created.labels == [theme.label]
+
+
+def test_burst_through_the_api_reaches_the_owner_within_5_seconds(tmp_path: Path) -> None:
+    chat = ChatServer()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[default]\nowner = "support"\n\n[[spike]]\nname = "burst"\nowner = "payments-ops"\n'
+                     f'target = "chat_webhook"\ntarget_options = {{ url = "{chat.url}" }}\nthreshold = 3.0\n'
+                     f'min_recent = 3\ncooldown_minutes = 30\nkeywords_any = ["refund"]\n')
+    assert load_rules(rules).spikes
+    loop = make_loop(f"sqlite:///{tmp_path / 'burst.db'}", rules_file=rules)
+    themes = seed(loop)
+    with loop.session() as session:  # the seeded history is weeks old: the theme's usual rate is low
+        from datetime import UTC, datetime, timedelta
+
+        for item in session.scalars(select(FeedbackItem)):
+            item.created_at = datetime.now(UTC) - timedelta(days=3 + item.id % 20)
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            run_round(loop, poll_every_s=3600)
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    try:
+        with TestClient(create_app(loop.settings, loop=loop)) as client:
+            sent_at = []
+            for i in range(8):
+                body = {"text": f"{TOPICS['refund']} now{i}", "external_id": f"burst-{i}"}
+                assert client.post("/api/v1/feedback", json=body, headers=headers).status_code == 201
+                sent_at.append(time.monotonic())
+                time.sleep(0.2)
+            deadline = sent_at[-1] + 5
+            while not chat.messages and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert chat.messages, "no spike notice within 5 s of the burst"
+        assert chat.messages[0][0] - sent_at[-1] < 5
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        chat.close()
+    with loop.session() as session:
+        burst_ids = session.scalars(select(FeedbackItem.id).where(FeedbackItem.external_id.like("burst-%"))).all()
+        placed = {session.get(ThemeMembership, item_id).theme_id for item_id in burst_ids}  # type: ignore[union-attr]
+    assert placed == {themes["refund"]}
+    assert "Spike" in chat.messages[0][1]["text"]
