@@ -9,18 +9,24 @@ from fastapi import FastAPI
 
 from api.routes import channels, dashboard, deliveries, feedback, health, jira_webhook, rules, themes, webhooks
 from core import __version__
+from core.db import WalCheckpointer
 from core.loop import FeedbackLoop
 from core.settings import Settings
 
 
 def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     """An app over its own FeedbackLoop (engine, plugins); the schema is migrated before it serves."""
-    feedback_loop = loop or FeedbackLoop(settings)
+    feedback_loop = loop or FeedbackLoop(settings, serving=True)
     feedback_loop.migrate()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        checkpointer = WalCheckpointer(feedback_loop.engine) if loop is None else None
+        if checkpointer is not None:
+            checkpointer.start()
         yield
+        if checkpointer is not None:
+            checkpointer.stop()
         if loop is None:  # we made it, we close it
             feedback_loop.close()
 

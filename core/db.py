@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +18,12 @@ class Base(DeclarativeBase):
     pass
 
 
-def make_engine(database_url: str) -> Engine:
-    """An engine for the URL; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+def make_engine(database_url: str, background_checkpoints: bool = False) -> Engine:
+    """An engine for the URL; SQLite gets WAL, a busy timeout and enforced foreign keys.
+
+    With ``background_checkpoints`` (the server), commits never fold the WAL back into the database
+    themselves: ``WalCheckpointer`` does it from a thread, so no request waits behind a checkpoint.
+    """
     kwargs: dict[str, Any] = {"future": True}
     if database_url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -27,7 +32,42 @@ def make_engine(database_url: str) -> Engine:
     engine = create_engine(database_url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if background_checkpoints:
+            event.listen(engine, "connect", _no_autocheckpoint)
     return engine
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+class WalCheckpointer:
+    """A thread that checkpoints a SQLite WAL every ``interval_s`` without blocking writers (PASSIVE)."""
+
+    def __init__(self, engine: Engine, interval_s: float = 1.0) -> None:
+        self.engine = engine
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
+
+    def start(self) -> None:
+        if self.engine.dialect.name == "sqlite":
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        if self.engine.dialect.name == "sqlite":  # fold everything back before the server goes away
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

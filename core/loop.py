@@ -23,10 +23,11 @@ class ConfigurationError(RuntimeError):
 
 class FeedbackLoop:
     def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, serving: bool = False) -> None:
         self.settings = settings
         self.pm = pm if pm is not None else make_plugin_manager(load_plugins=settings.load_plugins)
-        self.engine = engine if engine is not None else make_engine(settings.database_url)
+        self.engine = engine if engine is not None else make_engine(settings.database_url,
+                                                                     background_checkpoints=serving)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self._embedder: Any = None
 
