@@ -43,3 +43,9 @@ def require_key(loop: LoopDep, session: SessionDep,
 
 
 RoleDep = Annotated[str, Depends(require_key)]
+
+
+def require_admin(role: str, what: str) -> None:
+    """403 unless the caller's key is an admin key."""
+    if role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{what} needs an admin key")

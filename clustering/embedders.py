@@ -43,11 +43,3 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, 0), dtype=np.float32)
         return np.vstack(chunks)
 
-
-def normalise(vectors: Any) -> Embeddings:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    array = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    normalised: Embeddings = (array / norms).astype(np.float32)
-    return normalised

@@ -26,6 +26,8 @@ app = typer.Typer(help="feedbackloop: customer feedback in, themes out, owners t
                   add_completion=False)
 channels_app = typer.Typer(help="Configure intake channels (webhook endpoints).", no_args_is_help=True)
 app.add_typer(channels_app, name="channels")
+keys_app = typer.Typer(help="API keys for `Authorization: Bearer <key>`.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 deliveries_app = typer.Typer(help="Tickets on their way to targets: list, retry, run the worker.",
                              no_args_is_help=True)
 app.add_typer(deliveries_app, name="deliveries")
@@ -354,6 +356,24 @@ def forget(
         fail(str(error))
     console.print(f"Erased {report.items} items and {report.sightings} sightings of that author; "
                   f"{report.themes_scrubbed} themes' quotes scrubbed. Recorded in the audit log.")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what uses the key (shown in audit entries).")],
+    role: Annotated[str, typer.Option(help="admin (everything) or member (feedback and themes).")] = "member",
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from core.auth import create_api_key
+
+    if role not in ("admin", "member"):
+        fail(f"--role must be admin or member, not {role!r}")
+    if not name.strip():
+        fail("the key needs a name")
+    loop = open_loop()
+    with loop.session() as session:
+        key = create_api_key(session, name.strip(), role)
+    console.print(key, highlight=False, soft_wrap=True)
 
 
 def main() -> None:

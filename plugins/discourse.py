@@ -17,14 +17,13 @@ Options: ``exclude_staff`` (default false), ``exclude_bots`` (default true), ``e
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
 from core import hookimpl
 from core.types import ChannelType, IntakeResult, ItemDraft, WebhookRejected, WebhookRequest
-from plugins.webhook_signing import parse_json, split_option, truthy, verify
+from plugins.webhook_signing import parse_json, parse_timestamp, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Discourse-Event-Signature"
 POST_EVENTS = {"post_created", "post_edited", "post_recovered", "post_destroyed"}
@@ -82,14 +81,6 @@ def post_text(post: dict[str, Any]) -> str:
         return text_from_cooked(post["cooked"])
     return ""
 
-
-def _date(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _category_excluded(options: Any, category_id: Any, category_slug: Any) -> bool:
@@ -164,7 +155,7 @@ def _post_event(request: WebhookRequest, event: str, post: dict[str, Any], insta
     draft = ItemDraft(
         text=text, channel=request.channel_name, external_id=external_id, author=post.get("username"),
         url=f"{instance}/t/{slug}/{post['topic_id']}/{post.get('post_number', '')}".rstrip("/") if instance else None,
-        created_at=_date(post.get("created_at")), metadata=metadata,
+        created_at=parse_timestamp(post.get("created_at")), metadata=metadata,
     )
     restored = [external_id] if event == "post_recovered" else []
     return IntakeResult(items=[draft], restored_ids=restored)
@@ -201,7 +192,7 @@ def _topic_event(request: WebhookRequest, event: str, topic: dict[str, Any], ins
     draft = ItemDraft(
         text=title, channel=request.channel_name, external_id=external_id, author=creator.get("username"),
         url=f"{instance}/t/{topic.get('slug') or '-'}/{topic['id']}" if instance else None,
-        created_at=_date(topic.get("created_at")), metadata=metadata, partial=True,
+        created_at=parse_timestamp(topic.get("created_at")), metadata=metadata, partial=True,
     )
     return IntakeResult(items=[draft], restored_ids=[external_id] if event == "topic_recovered" else [])
 

@@ -12,12 +12,11 @@ COLLABORATOR), ``exclude_labels`` (comma-separated), ``allow_unsigned`` (trusted
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from core import hookimpl
 from core.types import ChannelType, IntakeResult, ItemDraft, WebhookRejected, WebhookRequest
-from plugins.webhook_signing import parse_json, split_option, truthy, verify
+from plugins.webhook_signing import parse_json, parse_timestamp, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 TEAM_ASSOCIATIONS = {"OWNER", "MEMBER", "COLLABORATOR"}
@@ -29,14 +28,6 @@ HANDLED = {
     "discussion_comment": ("comment", {"created", "edited"}),
 }
 
-
-def _date(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -104,7 +95,7 @@ def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
         metadata["category"] = thing["category"].get("name")
     draft = ItemDraft(text=text, channel=request.channel_name, external_id=external_id,
                       author=author.get("login") if isinstance(author, dict) else None,
-                      url=thing.get("html_url"), created_at=_date(thing.get("created_at")), metadata=metadata)
+                      url=thing.get("html_url"), created_at=parse_timestamp(thing.get("created_at")), metadata=metadata)
     return IntakeResult(items=[draft])
 
 

@@ -1,4 +1,5 @@
-"""HMAC-SHA256 webhook signatures (``sha256=<hex>``), shared by the intake plugins. Not a plugin itself."""
+"""What the intake plugins share: HMAC-SHA256 signatures (``sha256=<hex>``) and parsing of bodies, dates and
+options. Not a plugin itself."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from core.types import WebhookRejected
@@ -44,3 +46,13 @@ def parse_json(body: bytes) -> Any:
 def split_option(options: Mapping[str, Any], key: str) -> set[str]:
     """A comma-separated option as a set of lower-case values."""
     return {part.strip().lower() for part in str(options.get(key, "") or "").split(",") if part.strip()}
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as sent by Discourse and GitHub ("Z" included), or None when absent or malformed."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,8 @@ from sqlalchemy import create_engine, text
 from api.app import create_app
 from core.loop import FeedbackLoop
 from core.plugin_manager import make_plugin_manager
-from core.settings import Settings
+from core.settings import Settings, get_settings
+from core.worker import run_round
 
 ADMIN_KEY = "test-admin-key"
 POSTGRES_ADMIN_URL = os.environ.get("FEEDBACKLOOP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -112,3 +116,33 @@ def client(loop: FeedbackLoop) -> Iterator[TestClient]:
 @pytest.fixture
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The CLI on a fresh SQLite file (through the environment, as a user runs it); returns its URL."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("FEEDBACKLOOP_DATABASE_URL", url)
+    monkeypatch.setenv("FEEDBACKLOOP_LOAD_PLUGINS", "")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+@contextmanager
+def background_worker(loop: FeedbackLoop, pause_s: float = 0.2) -> Iterator[None]:
+    """The worker's rounds in a thread (as `feedbackloop deliveries work` runs them) while the block runs."""
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            run_round(loop, poll_every_s=3600)
+            time.sleep(pause_s)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)

@@ -3,7 +3,6 @@ arrives through the API reaches its owner as a spike within seconds."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.rules import load_rules
 from core.types import ItemDraft
-from core.worker import run_round
-from tests.conftest import ADMIN_KEY, make_loop
+from tests.conftest import ADMIN_KEY, background_worker, make_loop
 from tests.test_review import TOPICS, seed, theme_of
 from tests.test_target_chat_email import ChatServer
 
@@ -73,18 +71,9 @@ def test_burst_through_the_api_reaches_the_owner_within_5_seconds(tmp_path: Path
 
         for item in session.scalars(select(FeedbackItem)):
             item.created_at = datetime.now(UTC) - timedelta(days=3 + item.id % 20)
-    stop = threading.Event()
-
-    def worker() -> None:
-        while not stop.is_set():
-            run_round(loop, poll_every_s=3600)
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=worker, daemon=True)
-    thread.start()
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     try:
-        with TestClient(create_app(loop.settings, loop=loop)) as client:
+        with background_worker(loop), TestClient(create_app(loop.settings, loop=loop)) as client:
             sent_at = []
             for i in range(8):
                 body = {"text": f"{TOPICS['refund']} now{i}", "external_id": f"burst-{i}"}
@@ -97,8 +86,6 @@ def test_burst_through_the_api_reaches_the_owner_within_5_seconds(tmp_path: Path
         assert chat.messages, "no spike notice within 5 s of the burst"
         assert chat.messages[0][0] - sent_at[-1] < 5
     finally:
-        stop.set()
-        thread.join(timeout=10)
         chat.close()
     with loop.session() as session:
         burst_ids = session.scalars(select(FeedbackItem.id).where(FeedbackItem.external_id.like("burst-%"))).all()

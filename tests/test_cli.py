@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,19 +9,8 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from core.cli import app
-from core.settings import get_settings
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("FEEDBACKLOOP_DATABASE_URL", url)
-    monkeypatch.setenv("FEEDBACKLOOP_LOAD_PLUGINS", "")
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
 
 
 def stored(url: str) -> int:
@@ -108,3 +96,19 @@ def test_channels_commands(cli_env: str) -> None:
     assert runner.invoke(app, ["channels", "add", "y", "--plugin", "webhook", "--option", "novalue"]).exit_code == 2
     assert runner.invoke(app, ["channels", "remove", "survey"]).exit_code == 0
     assert runner.invoke(app, ["channels", "remove", "survey"]).exit_code == 2
+
+
+def test_keys_create_gives_a_working_key(cli_env: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from core.settings import get_settings
+
+    created = runner.invoke(app, ["keys", "create", "survey-bot"])
+    assert created.exit_code == 0, created.output
+    key = created.output.strip()
+    assert runner.invoke(app, ["keys", "create", "x", "--role", "root"]).exit_code == 2
+    with TestClient(create_app(get_settings())) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.post("/api/v1/feedback", json={"text": "works"}, headers=headers).status_code == 201
+        assert client.get("/api/v1/channels", headers=headers).status_code == 403  # members are not admins

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,21 +11,10 @@ from typer.testing import CliRunner
 from core.auth import create_api_key
 from core.cli import app
 from core.loop import FeedbackLoop
-from core.settings import get_settings
 from plugins.webhook_signing import sign
 from tests.intake_support import count_items, items
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("FEEDBACKLOOP_DATABASE_URL", url)
-    monkeypatch.setenv("FEEDBACKLOOP_LOAD_PLUGINS", "")
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
 
 
 def test_cli_add_list_remove(cli_env: str) -> None:

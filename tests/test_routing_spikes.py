@@ -3,7 +3,6 @@ threshold (the worker checks every round, not at the next batch), and the notice
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,8 +12,7 @@ from sqlalchemy import select
 from core.models import FeedbackItem, SpikeAlert, Theme, ThemeMembership
 from core.rules import load_rules
 from core.signals import theme_signals
-from core.worker import run_round
-from tests.conftest import make_loop
+from tests.conftest import background_worker, make_loop
 from tests.test_target_chat_email import PERSONAL, ChatServer
 
 THRESHOLD = 3.0
@@ -53,36 +51,26 @@ def test_burst_reaches_the_owner_within_5_seconds_once(tmp_path: Path) -> None:
         add_item(theme_id, now - timedelta(days=day % 7, hours=2 + day))
     add_item(quiet_id, now)
 
-    stop = threading.Event()
-
-    def worker() -> None:
-        while not stop.is_set():
-            run_round(loop, poll_every_s=3600)
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=worker, daemon=True)
-    thread.start()
     try:
-        crossed_at = None
-        for _ in range(10):  # the burst: one item every 0.3 s
-            add_item(theme_id, datetime.now(UTC))
-            with loop.session() as session:
-                score = theme_signals(session, [theme_id])[theme_id].anomaly_score
-            if score >= THRESHOLD and crossed_at is None:
-                crossed_at = time.monotonic()
-            time.sleep(0.3)
-        assert crossed_at is not None
-        deadline = crossed_at + 5
-        while not chat.messages and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert chat.messages, "no spike notice within 5 s of the crossing item"
-        latency = chat.messages[0][0] - crossed_at
-        print(f"\nspike notice {latency:.2f} s after the crossing item")
-        assert latency < 5
-        time.sleep(1.0)  # more rounds with the theme still spiking: the cooldown holds
+        with background_worker(loop):
+            crossed_at = None
+            for _ in range(10):  # the burst: one item every 0.3 s
+                add_item(theme_id, datetime.now(UTC))
+                with loop.session() as session:
+                    score = theme_signals(session, [theme_id])[theme_id].anomaly_score
+                if score >= THRESHOLD and crossed_at is None:
+                    crossed_at = time.monotonic()
+                time.sleep(0.3)
+            assert crossed_at is not None
+            deadline = crossed_at + 5
+            while not chat.messages and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert chat.messages, "no spike notice within 5 s of the crossing item"
+            latency = chat.messages[0][0] - crossed_at
+            print(f"\nspike notice {latency:.2f} s after the crossing item")
+            assert latency < 5
+            time.sleep(1.0)  # more rounds with the theme still spiking: the cooldown holds
     finally:
-        stop.set()
-        thread.join(timeout=10)
         chat.close()
     assert len(chat.messages) == 1
     text = chat.messages[0][1]["text"]

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import LoopDep, RoleDep, SessionDep
+from api.deps import LoopDep, RoleDep, SessionDep, require_admin
 from core.channels import ChannelError, add_channel, list_channels, remove_channel
 from core.models import Channel
 
@@ -37,11 +37,6 @@ def forget_cached_channels(request: Request) -> None:
         intake.forget_channels()
 
 
-def require_admin(role: str) -> None:
-    if role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="managing channels needs an admin key")
-
-
 def public_channel(channel: Channel, public_url: str) -> ChannelPublic:
     return ChannelPublic(name=channel.name, plugin=channel.plugin, secret_env=channel.secret_env,
                          options=channel.options or {}, created_at=channel.created_at,
@@ -51,7 +46,7 @@ def public_channel(channel: Channel, public_url: str) -> ChannelPublic:
 @router.get("", operation_id="list_channels")
 def get_channels(loop: LoopDep, session: SessionDep, role: RoleDep) -> list[ChannelPublic]:
     """Every configured channel."""
-    require_admin(role)
+    require_admin(role, "managing channels")
     return [public_channel(channel, loop.settings.public_url) for channel in list_channels(session)]
 
 
@@ -59,7 +54,7 @@ def get_channels(loop: LoopDep, session: SessionDep, role: RoleDep) -> list[Chan
 def post_channel(body: ChannelCreate, request: Request, loop: LoopDep, session: SessionDep,
                  role: RoleDep) -> ChannelPublic:
     """Add a channel; its deliveries go to ``POST /webhooks/{name}``."""
-    require_admin(role)
+    require_admin(role, "managing channels")
     try:
         channel = add_channel(loop, session, body.name, body.plugin, body.secret_env, body.options)
     except ChannelError as error:
@@ -71,7 +66,7 @@ def post_channel(body: ChannelCreate, request: Request, loop: LoopDep, session: 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, operation_id="remove_channel")
 def delete_channel(name: str, request: Request, session: SessionDep, role: RoleDep) -> Response:
     """Remove a channel: intake stops, its items stay."""
-    require_admin(role)
+    require_admin(role, "managing channels")
     try:
         remove_channel(session, name)
         session.commit()  # committed before the cache is dropped, so the next delivery sees the removal

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from api.deps import LoopDep, RoleDep, SessionDep
+from api.deps import LoopDep, RoleDep, SessionDep, require_admin
 from core.closing import TemplateError, reply_template, set_reply_template
 from core.routing import decide
 from core.rules import RulesError, RuleSet, load_rules, parse_rules
@@ -26,11 +26,6 @@ class RulesSource(BaseModel):
 
 class TemplateBody(BaseModel):
     template: str = Field(min_length=1, max_length=5_000, description="Text with $theme, $status and $link.")
-
-
-def _require_admin(role: str) -> None:
-    if role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="changing routing needs an admin key")
 
 
 def _rules_path(loop: LoopDep) -> Path:
@@ -72,7 +67,7 @@ def validate_rules(body: RulesSource, _role: RoleDep) -> dict[str, Any]:
 @router.put("/rules", operation_id="replace_rules")
 def put_rules(body: RulesSource, loop: LoopDep, role: RoleDep) -> dict[str, Any]:
     """Replace the rules file; an invalid one is refused (422) and the old file stays as it was."""
-    _require_admin(role)
+    require_admin(role, "changing routing")
     path = _rules_path(loop)
     rules = _parse(body.source)
     # Write beside the file and rename over it, so a reader never sees half a file.
@@ -104,7 +99,7 @@ def get_reply_template(session: SessionDep, _role: RoleDep) -> dict[str, str]:
 @router.put("/loop/reply-template", operation_id="set_reply_template")
 def put_reply_template(body: TemplateBody, session: SessionDep, role: RoleDep) -> dict[str, str]:
     """The message sent to people when their theme is done or declined."""
-    _require_admin(role)
+    require_admin(role, "changing routing")
     try:
         set_reply_template(session, body.template)
     except TemplateError as error:
