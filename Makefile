@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cluster_bench.py
 	$(BIN)/python bench/incremental_bench.py
 	$(BIN)/python bench/scale_bench.py
+	$(BIN)/python bench/people_bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -154,8 +154,13 @@ def main() -> None:
         notes,
         "",
     ])
+    publish(section, not args.no_write)
+
+
+def publish(section: str, write: bool) -> None:
+    """Print a benchmark's section and, unless asked not to, put it into RESULTS.md."""
     print(section)
-    if not args.no_write:
+    if write:
         write_section(section)
 
 

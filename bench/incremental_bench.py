@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.cluster_bench import embeddings_for, write_section  # noqa: E402
+from bench.cluster_bench import embeddings_for, publish  # noqa: E402
 from clustering.incremental import IncrementalThemer  # noqa: E402
 from clustering.spectral import SpectralThemeClusterer  # noqa: E402
 
@@ -95,9 +95,7 @@ def main() -> None:
         f"| held-back intents emerged | {len(emerged)} of 5 ({', '.join(sorted(emerged))}) |",
         "",
     ])
-    print(section)
-    if "--no-write" not in sys.argv:
-        write_section(section)
+    publish(section, "--no-write" not in sys.argv)
 
 
 if __name__ == "__main__":

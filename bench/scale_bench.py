@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.cluster_bench import write_section  # noqa: E402
+from bench.cluster_bench import publish  # noqa: E402
 from bench.incremental_bench import load  # noqa: E402
 from clustering.pipeline import ThemePipeline  # noqa: E402
 from clustering.spectral import SpectralThemeClusterer  # noqa: E402
@@ -72,9 +72,7 @@ def main() -> None:
         f"| unthemed | {(result.labels < 0).mean():.1%} |",
         "",
     ])
-    print(section)
-    if not args.no_write:
-        write_section(section)
+    publish(section, not args.no_write)
 
 
 if __name__ == "__main__":

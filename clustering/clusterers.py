@@ -37,7 +37,7 @@ class AgglomerativeThemeClusterer:
 
 def _settle_small_clusters(embeddings: Embeddings, raw: Labels, min_size: int,
                            attach_similarity: float) -> Labels:
-    ids, sizes = np.unique(raw, return_counts=True)
+    ids, sizes = np.unique(raw[raw != UNTHEMED], return_counts=True)
     big = ids[sizes >= min_size]
     labels = np.full(len(raw), UNTHEMED, dtype=np.int64)
     if len(big) == 0:

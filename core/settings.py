@@ -22,10 +22,10 @@ class Settings(BaseSettings):
     # and the cosine-distance cut in that space; a smaller cut gives more, tighter themes.
     cluster_neighbors: int = 20
     cluster_components: int = 64
-    cluster_threshold: float = 0.35
+    cluster_threshold: float = 0.3
     min_theme_size: int = 5
     # An item at least this similar to one a person placed by hand follows it into that theme.
-    steer_similarity: float = 0.85
+    steer_similarity: float = 0.95
     public_url: str = "http://127.0.0.1:8000"
 
 

@@ -14,6 +14,7 @@ from clustering.identity import match_to_predecessors
 from clustering.incremental import RADIUS_QUANTILE
 from clustering.pipeline import ThemePipeline
 from clustering.spectral import SpectralThemeClusterer
+from clustering.steering import follow_placed
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
@@ -161,22 +162,9 @@ def final_theme(session: Session, theme_id: int) -> Theme:
 def _steer_by_people(item_ids: list[int], embeddings: np.ndarray, human: dict[int, int],
                      threshold: float) -> dict[int, int]:
     """Items nearly identical to one a person placed go where that one went (people's moves teach)."""
-    if not human or not item_ids:
-        return {}
-    position = {item_id: index for index, item_id in enumerate(item_ids)}
-    anchors = [item for item in human if item in position]
-    if not anchors:
-        return {}
-    anchor_vectors = embeddings[[position[item] for item in anchors]]
-    steered: dict[int, int] = {}
-    for start in range(0, len(item_ids), 4096):
-        similarity = embeddings[start:start + 4096] @ anchor_vectors.T
-        best = similarity.argmax(axis=1)
-        for offset, anchor_index in enumerate(best.tolist()):
-            item_id = item_ids[start + offset]
-            if item_id not in human and similarity[offset, anchor_index] >= threshold:
-                steered[item_id] = human[anchors[anchor_index]]
-    return steered
+    row_of = {item_id: row for row, item_id in enumerate(item_ids)}
+    placed = {row_of[item_id]: theme_id for item_id, theme_id in human.items() if item_id in row_of}
+    return {item_ids[row]: theme_id for row, theme_id in follow_placed(embeddings, placed, threshold).items()}
 
 
 def theme_views(session: Session, include_inactive: bool = False) -> list[ThemeView]:

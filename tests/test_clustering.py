@@ -116,3 +116,48 @@ def test_spectral_falls_back_on_tiny_inputs() -> None:
     points, _ = blobs()
     labels = SpectralThemeClusterer().fit_predict(points[:20])
     assert len(labels) == 20
+
+
+def test_fast_spectral_coordinates_match_scikit_learns_embedding() -> None:
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.manifold import spectral_embedding
+
+    from clustering.spectral import knn_graph, nearest_neighbours, spectral_coordinates
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(4, 16))
+    points = centres[np.repeat(np.arange(4), 50)] + rng.normal(scale=1.0, size=(200, 16))
+    points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+    graph = knn_graph(*nearest_neighbours(points, 15))
+    assert connected_components(graph)[0] == 1
+    # Four groups: three leading non-trivial eigenvectors, well separated from the rest of the spectrum.
+    ours = spectral_coordinates(graph, 3)
+    theirs = spectral_embedding(graph, n_components=3, random_state=0, drop_first=True)
+    # Eigenvectors are defined up to sign (and rotation within a repeated eigenvalue): compare the subspaces.
+    ours_basis, _ = np.linalg.qr(ours)
+    theirs_basis, _ = np.linalg.qr(theirs)
+    assert np.allclose(np.linalg.svd(ours_basis.T @ theirs_basis, compute_uv=False), 1.0, atol=1e-4)
+
+
+def test_neighbours_vote_moves_a_stray_item_and_dissolves_crumbs() -> None:
+    from clustering.spectral import follow_neighbours
+
+    neighbours = np.array([[1, 2], [0, 2], [0, 1], [0, 1], [4, 3]])
+    similarities = np.full((5, 2), 0.9, dtype=np.float32)
+    labels = np.array([0, 0, 0, 1, 2])
+    # Item 3 sits among cluster 0's items; item 4 is in a crumb of one (below min_size 2) and has a neighbour in
+    # cluster 1, so it goes there... which is itself moving: votes use the labels from before the vote.
+    assert follow_neighbours(labels, neighbours, similarities, min_size=2).tolist() == [0, 0, 0, 0, -1]
+    assert follow_neighbours(labels, neighbours, similarities, min_size=1).tolist() == [0, 0, 0, 0, 2]
+
+
+def test_near_duplicates_follow_a_placed_item_and_nothing_else_does() -> None:
+    from clustering.steering import follow_placed
+
+    points, truth = blobs(4)
+    copy = points[[0]] * 0.999 + 0.001 * points[[1]]
+    embeddings = np.vstack([points, copy / np.linalg.norm(copy)]).astype(np.float32)
+    assert follow_placed(embeddings, {0: 42}, threshold=0.99) == {100: 42}
+    assert follow_placed(embeddings, {}, threshold=0.5) == {}
+    followers = follow_placed(embeddings, {0: 42}, threshold=0.5)
+    assert set(followers) <= set(np.flatnonzero(truth == truth[0]).tolist()) | {100}
