@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from core.types import OwnerChoice, ThemeView
 
@@ -131,6 +132,29 @@ class RuleSet:
         return None
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_Entry = TypeVar("_Entry", bound=_Named)
+
+
+def _build_section(document: dict[str, Any], source: str, origin: str, section: str,
+                   build: Callable[[dict[str, Any], str, str], _Entry], seen: set[str]) -> list[_Entry]:
+    """Every ``[[section]]`` table built, each error naming its line; names are unique across sections."""
+    lines = _section_lines(source, section)
+    built = []
+    for index, raw in enumerate(document.get(section, [])):
+        where = f"{origin} line {lines[index] if index < len(lines) else '?'}"
+        entry = build(raw, where, f"{section}-{index + 1}")
+        if entry.name in seen:
+            raise RulesError(f"{where}: duplicate rule name {entry.name!r}")
+        seen.add(entry.name)
+        built.append(entry)
+    return built
+
+
 def _section_lines(source: str, section: str) -> list[int]:
     header = f"[[{section}]]"
     return [number for number, line in enumerate(source.splitlines(), 1) if line.split("#")[0].strip() == header]
@@ -148,29 +172,13 @@ def parse_rules(source: str, origin: str = "rules") -> RuleSet:
     for section in ("rule", "spike"):
         if section in document and not isinstance(document[section], list):
             raise RulesError(f"{origin}: {section!r} must be written [[{section}]] (an array of tables)")
-    lines = _section_lines(source, "rule")
-    rules = []
     seen: set[str] = set()
-    for index, raw in enumerate(document.get("rule", [])):
-        where = f"{origin} line {lines[index] if index < len(lines) else '?'}"
-        rule = _build_rule(raw, where, default_name=f"rule-{index + 1}")
-        if rule.name in seen:
-            raise RulesError(f"{where}: duplicate rule name {rule.name!r}")
-        seen.add(rule.name)
-        rules.append((rule.priority, index, rule))
+    rules = _build_section(document, source, origin, "rule", _build_rule, seen)
     default = None
     if "default" in document:
         default = _build_rule({"name": "default", **document["default"]}, f"{origin} [default]", "default")
-    ordered = tuple(rule for _, _, rule in sorted(rules, key=lambda entry: (entry[0], entry[1])))
-    spike_lines = _section_lines(source, "spike")
-    spikes = []
-    for index, raw in enumerate(document.get("spike", [])):
-        where = f"{origin} line {spike_lines[index] if index < len(spike_lines) else '?'}"
-        spike = _build_spike(raw, where, default_name=f"spike-{index + 1}")
-        if spike.name in seen:
-            raise RulesError(f"{where}: duplicate rule name {spike.name!r}")
-        seen.add(spike.name)
-        spikes.append(spike)
+    ordered = tuple(sorted(rules, key=lambda rule: rule.priority))  # stable: file order breaks ties
+    spikes = _build_section(document, source, origin, "spike", _build_spike, seen)
     return RuleSet(rules=ordered, default=default, spikes=tuple(spikes))
 
 

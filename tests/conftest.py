@@ -146,3 +146,11 @@ def background_worker(loop: FeedbackLoop, pause_s: float = 0.2) -> Iterator[None
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+def write_spike_rules(path: Path, chat_url: str, name: str, keyword: str, threshold: float = 3.0) -> Path:
+    """A rules file: everything to "support", and a spike rule that sends bursts about ``keyword`` to chat."""
+    path.write_text(f'[default]\nowner = "support"\n\n[[spike]]\nname = "{name}"\nowner = "payments-ops"\n'
+                    f'target = "chat_webhook"\ntarget_options = {{ url = "{chat_url}" }}\nthreshold = {threshold}\n'
+                    f'min_recent = 3\ncooldown_minutes = 30\nkeywords_any = ["{keyword}"]\n')
+    return path

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlparse
 from jsonschema import Draft7Validator
 
 from tests.conftest import SHARED
+from tests.http_fakes import JsonHandler
 
 SPEC_PATH = SHARED / "data" / "jira" / "swagger-v3.v3.json"
 ADF_NODES = {"doc", "paragraph", "text", "hardBreak", "blockquote", "heading", "bulletList", "listItem",
@@ -187,15 +188,10 @@ class FakeJira:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def _serve(self) -> None:
                 url = urlparse(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                body = self.read_json()
                 query = parse_qs(url.query)
                 with fake.lock:
                     fake.requests.append((self.command, url.path))
@@ -208,12 +204,7 @@ class FakeJira:
                         if status < 300:
                             fake.violations += fake.validator.check_response(self.command, url.path, status,
                                                                              answer)
-                encoded = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(encoded)))
-                self.end_headers()
-                self.wfile.write(encoded)
+                self.send_json(status, answer)
 
             do_GET = do_POST = do_PUT = _serve  # noqa: N815 (http.server's naming)
 

@@ -17,7 +17,7 @@ from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.rules import load_rules
 from core.types import ItemDraft
-from tests.conftest import ADMIN_KEY, background_worker, make_loop
+from tests.conftest import ADMIN_KEY, background_worker, make_loop, write_spike_rules
 from tests.test_review import TOPICS, seed, theme_of
 from tests.test_target_chat_email import ChatServer
 
@@ -59,10 +59,7 @@ def test_new_items_join_at_once_and_a_new_theme_emerges(loop: FeedbackLoop) -> N
 
 def test_burst_through_the_api_reaches_the_owner_within_5_seconds(tmp_path: Path) -> None:
     chat = ChatServer()
-    rules = tmp_path / "rules.toml"
-    rules.write_text(f'[default]\nowner = "support"\n\n[[spike]]\nname = "burst"\nowner = "payments-ops"\n'
-                     f'target = "chat_webhook"\ntarget_options = {{ url = "{chat.url}" }}\nthreshold = 3.0\n'
-                     f'min_recent = 3\ncooldown_minutes = 30\nkeywords_any = ["refund"]\n')
+    rules = write_spike_rules(tmp_path / "rules.toml", chat.url, "burst", "refund")
     assert load_rules(rules).spikes
     loop = make_loop(f"sqlite:///{tmp_path / 'burst.db'}", rules_file=rules)
     themes = seed(loop)

@@ -9,14 +9,14 @@ volume, with no growth comment posted twice.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import multiprocessing
 import os
 import random
 import signal
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -33,6 +33,7 @@ from core.routing import plan_deliveries
 from core.settings import Settings
 from core.types import DeliveryRequest, DeliveryResult, TargetType
 from tests.conftest import make_loop
+from tests.http_fakes import JsonHandler
 
 THEMES = 6
 KILLS = 200
@@ -41,25 +42,16 @@ FAST_POLICY = DeliveryPolicy(backoff_base_s=0.01, backoff_cap_s=0.1, max_failure
                              breaker_cooldown_s=0.05)
 
 
-class FaultyTracker(BaseHTTPRequestHandler):
+class FaultyTracker(JsonHandler):
     """A minimal tracker: tickets found by idempotency key, comments found by update key."""
 
     state: dict[str, Any]
     lock: threading.Lock
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
     def _answer(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client timed out or its worker was killed: exactly the faults under test
+        # The client timed out or its worker was killed: exactly the faults under test.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.send_json(status, payload)
 
     def _fault(self) -> str | None:
         if not self.state["faults"] or random.random() >= 0.5:
@@ -102,7 +94,7 @@ class FaultyTracker(BaseHTTPRequestHandler):
                 self._answer(404, {"error": "no such path"})
 
     def do_POST(self) -> None:  # noqa: N802
-        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        payload = self.read_json()
         url = urlparse(self.path)
         if url.path == "/_faults":
             self.state["faults"] = payload["on"]

@@ -4,10 +4,7 @@ admin's template and nobody's personal data."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from core.review import update_theme
 from core.themes import embed_pending, recluster
 from core.types import ItemDraft
 from tests.conftest import make_loop
+from tests.http_fakes import JsonHandler, serve
 
 API_KEY_ENV = "FEEDBACKLOOP_TEST_DISCOURSE_KEY"
 
@@ -38,12 +36,9 @@ class DiscourseApi:
         self.rejected: list[str] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 problems = []
                 if self.path != "/posts.json":
                     problems.append(f"unknown path {self.path}")
@@ -54,16 +49,9 @@ class DiscourseApi:
                 status, answer = (422, {"errors": problems}) if problems else (200, {
                     "id": 500 + len(owner.posts), "topic_id": body["topic_id"], "post_number": 2, "raw": body["raw"]})
                 (owner.rejected.extend(problems) if problems else owner.posts.append(body))
-                encoded = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(encoded)))
-                self.end_headers()
-                self.wfile.write(encoded)
+                self.send_json(status, answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
 
 @pytest.fixture
@@ -136,27 +124,17 @@ class GitHubApi:
         self.comments: list[tuple[str, dict[str, Any]]] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 ok = (self.headers.get("Authorization") == "Bearer gh-token" and self.path.endswith("/comments")
                       and set(body) == {"body"})
                 if ok:
                     owner.comments.append((self.path, body))
-                encoded = json.dumps({"id": 900 + len(owner.comments), "body": body.get("body")} if ok
-                                     else {"message": "Bad credentials"}).encode()
-                self.send_response(201 if ok else 401)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(encoded)))
-                self.end_headers()
-                self.wfile.write(encoded)
+                self.send_json(201 if ok else 401, {"id": 900 + len(owner.comments), "body": body.get("body")}
+                               if ok else {"message": "Bad credentials"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
 
 def test_declined_theme_comments_once_on_each_github_issue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

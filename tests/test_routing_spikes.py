@@ -12,7 +12,7 @@ from sqlalchemy import select
 from core.models import FeedbackItem, SpikeAlert, Theme, ThemeMembership
 from core.rules import load_rules
 from core.signals import theme_signals
-from tests.conftest import background_worker, make_loop
+from tests.conftest import background_worker, make_loop, write_spike_rules
 from tests.test_target_chat_email import PERSONAL, ChatServer
 
 THRESHOLD = 3.0
@@ -20,10 +20,7 @@ THRESHOLD = 3.0
 
 def test_burst_reaches_the_owner_within_5_seconds_once(tmp_path: Path) -> None:
     chat = ChatServer()
-    rules = tmp_path / "rules.toml"
-    rules.write_text(f'[default]\nowner = "support"\n\n[[spike]]\nname = "checkout-burst"\nowner = "payments-ops"\n'
-                     f'target = "chat_webhook"\ntarget_options = {{ url = "{chat.url}" }}\nthreshold = {THRESHOLD}\n'
-                     f'min_recent = 3\ncooldown_minutes = 30\nkeywords_any = ["checkout"]\n')
+    rules = write_spike_rules(tmp_path / "rules.toml", chat.url, "checkout-burst", "checkout", THRESHOLD)
     assert load_rules(rules).spikes[0].threshold == THRESHOLD
     loop = make_loop(f"sqlite:///{tmp_path / 'spikes.db'}", rules_file=rules)
     serial = iter(range(10_000))

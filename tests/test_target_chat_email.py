@@ -3,13 +3,10 @@ Neither carries the seeded e-mail addresses, phone numbers or card numbers."""
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from core.routing import route
 from core.themes import embed_pending, recluster
 from core.types import ItemDraft
 from tests.conftest import make_loop
+from tests.http_fakes import JsonHandler, serve
 
 NO_BACKOFF = DeliveryPolicy(backoff_base_s=0)
 SEEDED = ["refund missing for my order please, mail me at jo{i}@example.com or call +44 20 7946 09{i:02d}",
@@ -39,21 +37,16 @@ class ChatServer:
         self.messages: list[tuple[float, dict[str, Any]]] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.messages.append((time.monotonic(), payload))
+                owner.messages.append((time.monotonic(), self.read_json()))
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/abc"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, base_url = serve(Handler)
+        self.url = f"{base_url}/hooks/abc"
 
     def close(self) -> None:
         self.server.shutdown()
