@@ -17,7 +17,7 @@ def follow_placed(embeddings: Embeddings, placed: Mapping[int, int], threshold: 
     learning) moved more items but did not raise NMI on them (bench/people_bench.py, bench/RESULTS.md).
     """
     rows = [row for row in placed if 0 <= row < len(embeddings)]
-    if not rows or threshold > 1.0:
+    if not rows:
         return {}
     anchors = embeddings[rows]
     targets = np.asarray([placed[row] for row in rows], dtype=np.int64)
