@@ -89,7 +89,7 @@ def main() -> None:
         "corrected labels, must-link edges, metric learning) gained at most +0.009 and lost up to 0.02 on",
         "some draws. Fine-tuning MiniLM itself on the moves (in-batch contrastive loss, each moved item paired",
         "with members of its target theme, 2-3 epochs, 75-110 s on this CPU, then re-embedding) gained +0.010",
-        "to +0.017 on four draws (+0.000 with more epochs or with the source theme as hard negatives).",
+        "to +0.017 in four runs (+0.000 with more epochs or with the source theme as hard negatives).",
         "Moving every item of the same intent out of the same source theme (an oracle) would gain about",
         "+0.065: the limit is telling those items apart from their theme-mates in MiniLM's space.",
         "",
