@@ -35,6 +35,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/cluster_bench.py
+	$(BIN)/python bench/generality_bench.py
 	$(BIN)/python bench/incremental_bench.py
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/people_bench.py

@@ -21,6 +21,9 @@ from sklearn.manifold import spectral_embedding
 from clustering.base import UNTHEMED, Embeddings, Labels
 from clustering.clusterers import AgglomerativeThemeClusterer, _settle_small_clusters
 
+# Diffusion times (eigenvalue powers) at which over-split themes are looked for: from one step to long walks.
+COARSER_POWERS = (1, 2, 4, 8, 16, 32)
+
 
 def canonical_order(embeddings: Embeddings) -> np.ndarray:
     """A permutation that sorts rows by their values, so shuffled input is processed identically."""
@@ -58,7 +61,12 @@ def knn_graph(neighbours: np.ndarray, similarities: np.ndarray) -> sparse.csr_ma
 
 
 def spectral_coordinates(graph: sparse.csr_matrix, components: int) -> np.ndarray:
-    """The graph's diffusion-map coordinates: the leading non-trivial eigenvectors of the random walk.
+    """The graph's diffusion-map coordinates: the leading non-trivial eigenvectors of the random walk."""
+    return spectral_pairs(graph, components)[1]
+
+
+def spectral_pairs(graph: sparse.csr_matrix, components: int) -> tuple[np.ndarray, np.ndarray]:
+    """(eigenvalues, coordinates) of the graph's leading non-trivial random-walk eigenvectors, largest first.
 
     The same embedding as scikit-learn's ``spectral_embedding`` (normalised Laplacian, first vector dropped),
     computed as the *largest* eigenvalues of the normalised adjacency, which Lanczos finds without the
@@ -71,14 +79,64 @@ def spectral_coordinates(graph: sparse.csr_matrix, components: int) -> np.ndarra
         # A fixed start vector keeps the result deterministic.
         values, vectors = eigsh(adjacency, k=components + 1, which="LA", v0=np.ones(graph.shape[0]))
     except ArpackNoConvergence:
-        return np.asarray(spectral_embedding(graph, n_components=components, random_state=0, drop_first=True))
+        fallback = spectral_embedding(graph, n_components=components, random_state=0, drop_first=True)
+        return np.ones(components), np.asarray(fallback)  # no eigenvalues: every dimension weighs the same
     leading = np.argsort(-values)[1:]
-    return np.asarray(vectors[:, leading] * inverse_root_degree[:, None])
+    return np.clip(values[leading], 0.0, 1.0), np.asarray(vectors[:, leading] * inverse_root_degree[:, None])
+
+
+def coarser_partitions(fine: Labels, values: np.ndarray, coordinates: np.ndarray,
+                       threshold: float, powers: tuple[int, ...] = COARSER_POWERS) -> list[Labels]:
+    """``fine`` clusters grouped at longer diffusion times: one partition per power, each a union of clusters.
+
+    Weighting each spectral dimension by its eigenvalue to the power t is the diffusion distance after t
+    steps: slow (large) eigenvalues separate themes, fast ones only describe a theme's inner variety. The
+    fine cut weighs all dimensions alike, so a large theme with inner variety falls apart into several
+    clusters; grouping the clusters' centres at t steps puts such pieces back together.
+    """
+    partitions = []
+    for power in powers:
+        weighted = coordinates * values ** power
+        weighted /= np.maximum(np.linalg.norm(weighted, axis=1, keepdims=True), 1e-12)
+        centres = cluster_sums(fine, weighted)
+        if len(centres) < 2:
+            partitions.append(fine)
+            continue
+        groups = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
+                                         linkage="average").fit_predict(centres)
+        partitions.append(np.asarray(groups, dtype=np.int64)[fine])
+    return partitions
+
+
+def cluster_sums(labels: Labels, rows: np.ndarray) -> np.ndarray:
+    """Per cluster, the sum of its rows (a sparse one-hot product: far faster than ``np.add.at``)."""
+    one_hot = sparse.csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))),
+                                shape=(int(labels.max()) + 1, len(labels)))
+    return np.asarray(one_hot @ rows)
+
+
+def mean_silhouette(embeddings: Embeddings, labels: Labels) -> float:
+    """Mean cosine silhouette of unit rows, exact, from cluster sums in O(items x clusters) memory."""
+    clusters = int(labels.max()) + 1
+    if clusters < 2:
+        return 0.0
+    sums = cluster_sums(labels, embeddings)
+    sizes = np.bincount(labels, minlength=clusters).astype(np.float64)
+    similarity_sums = embeddings @ sums.T
+    rows = np.arange(len(labels))
+    own_size = sizes[labels]
+    within = 1.0 - (similarity_sums[rows, labels] - 1.0) / np.maximum(own_size - 1.0, 1.0)
+    between = 1.0 - similarity_sums / sizes
+    between[rows, labels] = np.inf
+    nearest_other = between.min(axis=1)
+    scores = (nearest_other - within) / np.maximum(np.maximum(within, nearest_other), 1e-12)
+    scores[own_size <= 1] = 0.0
+    return float(scores.mean())
 
 
 class SpectralThemeClusterer:
-    """kNN graph -> spectral embedding -> average-linkage cut at a cosine threshold -> neighbours' vote ->
-    small groups settled.
+    """kNN graph -> spectral embedding -> average-linkage cut at a cosine threshold -> pieces of one theme
+    grouped again when that clearly separates themes better -> neighbours' vote -> small groups settled.
 
     Above ``max_exact`` items, a deterministic sample is clustered and every item joins its nearest theme
     (or stays unthemed below ``attach_similarity``), which keeps time and memory bounded at scale.
@@ -86,7 +144,7 @@ class SpectralThemeClusterer:
 
     def __init__(self, n_neighbors: int = 20, n_components: int = 64, distance_threshold: float = 0.3,
                  min_size: int = 5, attach_similarity: float = 0.3, max_exact: int = 12_000,
-                 smoothing_neighbors: int = 5) -> None:
+                 smoothing_neighbors: int = 5, group_threshold: float = 0.2, coarser_margin: float = 0.05) -> None:
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.distance_threshold = distance_threshold
@@ -94,6 +152,8 @@ class SpectralThemeClusterer:
         self.attach_similarity = attach_similarity
         self.max_exact = max_exact
         self.smoothing_neighbors = smoothing_neighbors
+        self.group_threshold = group_threshold
+        self.coarser_margin = coarser_margin
 
     def fit_predict(self, embeddings: Embeddings) -> Labels:
         count = len(embeddings)
@@ -121,7 +181,7 @@ class SpectralThemeClusterer:
             if len(members) < 8 * max(self.min_size, 4):
                 part = np.zeros(len(members), dtype=np.int64)  # a small isolated group is one theme at most
             else:
-                part = self._cut(graph[members][:, members])
+                part = self._cut(graph[members][:, members], embeddings[members])
                 if np.bincount(part).max() < self.min_size:
                     part = np.zeros(len(members), dtype=np.int64)  # cut into crumbs: it was one tight group
             raw[members] = part + offset
@@ -130,13 +190,24 @@ class SpectralThemeClusterer:
         raw = follow_neighbours(raw, neighbours[:, :vote], similarities[:, :vote], self.min_size)
         return _settle_small_clusters(embeddings, raw, self.min_size, self.attach_similarity)
 
-    def _cut(self, graph: sparse.csr_matrix) -> Labels:
+    def _cut(self, graph: sparse.csr_matrix, embeddings: Embeddings) -> Labels:
         components = max(2, min(self.n_components, graph.shape[0] // 10))
-        spectral = spectral_coordinates(graph, components)
-        spectral /= np.maximum(np.linalg.norm(spectral, axis=1, keepdims=True), 1e-12)
-        return np.asarray(AgglomerativeClustering(n_clusters=None, distance_threshold=self.distance_threshold,
-                                                  metric="cosine", linkage="average").fit_predict(spectral),
+        values, coordinates = spectral_pairs(graph, components)
+        normalised = coordinates / np.maximum(np.linalg.norm(coordinates, axis=1, keepdims=True), 1e-12)
+        fine = np.asarray(AgglomerativeClustering(n_clusters=None, distance_threshold=self.distance_threshold,
+                                                  metric="cosine", linkage="average").fit_predict(normalised),
                           dtype=np.int64)
+        if fine.max() < 1:
+            return fine
+        # Only a clearly better separation (in the original space) replaces the fine cut: on many small
+        # themes it is right, and grouping then only blurs neighbouring ones (bench/generality_bench.py).
+        baseline = mean_silhouette(embeddings, fine)
+        best, best_score = fine, baseline + self.coarser_margin
+        for partition in coarser_partitions(fine, values, coordinates, self.group_threshold):
+            score = mean_silhouette(embeddings, np.unique(partition, return_inverse=True)[1])
+            if score > best_score:
+                best, best_score = partition, score
+        return np.asarray(np.unique(best, return_inverse=True)[1], dtype=np.int64)
 
     def _sampled(self, embeddings: Embeddings) -> Labels:
         # Every n-th row of the canonical order: deterministic, order-independent, spread over the space.

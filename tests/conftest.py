@@ -1,7 +1,7 @@
 """Fixtures: a fresh database, plugin manager and app per test; a fake embedder for speed.
 
-Tests that need the real model use the ``minilm`` fixture. PostgreSQL runs when reachable, and with
-``CI=true`` it must be: there its tests fail instead of skipping.
+Tests that need the real model load it themselves (it ships in a package). PostgreSQL runs when
+reachable, and with ``CI=true`` it must be: there its tests fail instead of skipping.
 """
 
 from __future__ import annotations
