@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     cluster_components: int = 64
     cluster_threshold: float = 0.3
     min_theme_size: int = 5
+    # The cut's pieces are grouped again when the silhouette rises by more than this ("inf": never).
+    cluster_group_margin: float = 0.05
     # An item at least this similar to one a person placed by hand follows it into that theme.
     steer_similarity: float = 0.95
     public_url: str = "http://127.0.0.1:8000"

@@ -26,7 +26,8 @@ INACTIVE_STATUSES = ("archived", "merged")
 
 def make_clusterer(settings: Settings) -> SpectralThemeClusterer:
     return SpectralThemeClusterer(n_neighbors=settings.cluster_neighbors, n_components=settings.cluster_components,
-                                  distance_threshold=settings.cluster_threshold, min_size=settings.min_theme_size)
+                                  distance_threshold=settings.cluster_threshold, min_size=settings.min_theme_size,
+                                  coarser_margin=settings.cluster_group_margin)
 
 
 def embed_pending(loop: FeedbackLoop, session: Session, progress: Progress | None = None) -> int:

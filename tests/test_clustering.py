@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from clustering.clusterers import AgglomerativeThemeClusterer
 from clustering.labels import class_tfidf_keywords, readable_title, representative_quotes
@@ -196,3 +197,12 @@ def test_mean_silhouette_matches_scikit_learn() -> None:
     labels = truth.copy()
     labels[:5] = 1  # some wrong members, so the score is not trivially high
     assert abs(mean_silhouette(points, labels) - silhouette_score(points, labels, metric="cosine")) < 1e-5
+
+
+def test_grouping_margin_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import Settings
+    from core.themes import make_clusterer
+
+    assert make_clusterer(Settings()).coarser_margin == 0.05
+    monkeypatch.setenv("FEEDBACKLOOP_CLUSTER_GROUP_MARGIN", "inf")
+    assert make_clusterer(Settings()).coarser_margin == float("inf")
