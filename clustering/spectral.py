@@ -60,11 +60,6 @@ def knn_graph(neighbours: np.ndarray, similarities: np.ndarray) -> sparse.csr_ma
     return graph.maximum(graph.T).tocsr()
 
 
-def spectral_coordinates(graph: sparse.csr_matrix, components: int) -> np.ndarray:
-    """The graph's diffusion-map coordinates: the leading non-trivial eigenvectors of the random walk."""
-    return spectral_pairs(graph, components)[1]
-
-
 def spectral_pairs(graph: sparse.csr_matrix, components: int) -> tuple[np.ndarray, np.ndarray]:
     """(eigenvalues, coordinates) of the graph's leading non-trivial random-walk eigenvectors, largest first.
 
@@ -92,16 +87,16 @@ def coarser_partitions(fine: Labels, values: np.ndarray, coordinates: np.ndarray
     Weighting each spectral dimension by its eigenvalue to the power t is the diffusion distance after t
     steps: slow (large) eigenvalues separate themes, fast ones only describe a theme's inner variety. The
     fine cut weighs all dimensions alike, so a large theme with inner variety falls apart into several
-    clusters; grouping the clusters' centres at t steps puts such pieces back together.
+    clusters; grouping the clusters' centres at t steps puts such pieces back together. Labels stay
+    contiguous (0..n-1), like the fine cut's.
     """
+    if fine.max() < 1:
+        return []  # one cluster: nothing to group
     partitions = []
     for power in powers:
         weighted = coordinates * values ** power
         weighted /= np.maximum(np.linalg.norm(weighted, axis=1, keepdims=True), 1e-12)
         centres = cluster_sums(fine, weighted)
-        if len(centres) < 2:
-            partitions.append(fine)
-            continue
         groups = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
                                          linkage="average").fit_predict(centres)
         partitions.append(np.asarray(groups, dtype=np.int64)[fine])
@@ -197,17 +192,15 @@ class SpectralThemeClusterer:
         fine = np.asarray(AgglomerativeClustering(n_clusters=None, distance_threshold=self.distance_threshold,
                                                   metric="cosine", linkage="average").fit_predict(normalised),
                           dtype=np.int64)
-        if fine.max() < 1:
-            return fine
         # Only a clearly better separation (in the original space) replaces the fine cut: on many small
         # themes it is right, and grouping then only blurs neighbouring ones (bench/generality_bench.py).
         baseline = mean_silhouette(embeddings, fine)
         best, best_score = fine, baseline + self.coarser_margin
         for partition in coarser_partitions(fine, values, coordinates, self.group_threshold):
-            score = mean_silhouette(embeddings, np.unique(partition, return_inverse=True)[1])
+            score = mean_silhouette(embeddings, partition)
             if score > best_score:
                 best, best_score = partition, score
-        return np.asarray(np.unique(best, return_inverse=True)[1], dtype=np.int64)
+        return best
 
     def _sampled(self, embeddings: Embeddings) -> Labels:
         # Every n-th row of the canonical order: deterministic, order-independent, spread over the space.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -39,6 +40,17 @@ def fail(message: str) -> NoReturn:
     """Print a clear error and exit with code 2 (bad input or configuration)."""
     errors.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code=2)
+
+
+@app.callback()
+def check_settings() -> None:
+    """Every command reads FEEDBACKLOOP_* settings: a malformed one is a clear error, not a traceback."""
+    try:
+        get_settings()
+    except ValidationError as error:
+        problems = "; ".join(f"FEEDBACKLOOP_{'_'.join(str(part) for part in problem['loc']).upper()}: "
+                             f"{problem['msg']} (got {problem.get('input')!r})" for problem in error.errors())
+        fail(f"invalid setting - {problems}")
 
 
 def open_loop(settings: Settings | None = None) -> FeedbackLoop:

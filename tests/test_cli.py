@@ -112,3 +112,17 @@ def test_keys_create_gives_a_working_key(cli_env: str) -> None:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.post("/api/v1/feedback", json={"text": "works"}, headers=headers).status_code == 201
         assert client.get("/api/v1/channels", headers=headers).status_code == 403  # members are not admins
+
+
+def test_a_malformed_setting_is_a_clear_error_and_stores_nothing(cli_env: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import get_settings
+
+    file = write(tmp_path / "survey.csv", "comment\nLove the new app\n")
+    assert runner.invoke(app, ["ingest", str(file), "--text-column", "comment"]).exit_code == 0
+    monkeypatch.setenv("FEEDBACKLOOP_CLUSTER_GROUP_MARGIN", "wide")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["ingest", str(file), "--text-column", "comment"])
+    assert result.exit_code == 2
+    assert "FEEDBACKLOOP_CLUSTER_GROUP_MARGIN" in result.output and "'wide'" in result.output
+    assert stored(cli_env) == 1
