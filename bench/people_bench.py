@@ -1,13 +1,14 @@
-"""Learning from people on Banking77 test: a product manager moves 5% of the items to their true theme.
+"""Learning from people: a product manager moves 5% of the items to their true theme.
 
-    python bench/people_bench.py [--no-write]
+    python bench/people_bench.py [--no-write] [--draws N]
 
-The items are clustered; each intent's true theme is the theme Hungarian matching gives it (or a new theme
-when it got none); 5% of the items are then placed there by hand, simulated from the labels, and the
-shipped steering (clustering/steering.py at the default ``steer_similarity``) decides which other items
-follow. Measured: NMI on the items nobody moved, before and after, over five random draws, for two ways
-of picking the 5%: among the misplaced items (what a person corrects) and among all items. Results go into
-the "Learning from people" section of bench/RESULTS.md.
+Banking77 test, then the corpus shapes of bench/generality_bench.py (drawn from Banking77 train). Each
+corpus is clustered; an intent's true theme is the theme Hungarian matching gives it when that theme is
+mostly about the intent, else a new theme (the one a person would create). 5% of the items are then
+placed there by hand, simulated from the labels, and the shipped steering (clustering/steering.py at the
+default settings) decides which other items follow. Measured: NMI on the items nobody moved, before and
+after, over random draws, for two ways of picking the 5%: among the misplaced items (what a person
+corrects) and among all items. Results go into the "Learning from people" section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -27,76 +28,137 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.cluster_bench import DEFAULT_DATA, embeddings_for, publish  # noqa: E402
+from bench.generality_bench import TRAIN, variants  # noqa: E402
 from clustering.spectral import SpectralThemeClusterer  # noqa: E402
-from clustering.steering import follow_placed  # noqa: E402
+from clustering.steering import steer  # noqa: E402
 from core.settings import Settings  # noqa: E402
 
 SHARE = 0.05
-DRAWS = 5
+NOTES = """\
+Banking77 test stays below the target. Before this rule, only near-duplicates of a moved item
+followed it: +0.0003 here (-0.0006 with the earlier definition of the true theme, which could send an
+item into a theme holding none of its intent). The rule gains most where a corpus has few themes or a
+person moves many items per theme: on Banking77 test, 154 moves spread over 89 themes leave most
+clusters with one move or none, and a single move is not followed (one item does not say which of its
+cluster-mates share its intent: ROC AUC 0.8). Moving each moved item's whole intent out of its cluster
+(an oracle) would gain +0.071; only +0.041 of that lies in clusters with two or more moves to the same
+theme, and the rule takes +0.0075 of it: partial moves earn little NMI, and the items that stay behind
+are the ones MiniLM puts closer to their cluster. Earlier attempts (a vote against the theme's remaining
+items, sub-splitting the source theme, label propagation, logistic regression or a linear SVM on the
+corrected labels, must-link edges, metric learning, fine-tuning MiniLM on the moves: +0.009 to +0.017)
+are in the git history of this section.""".splitlines()
 
 
 def true_themes(themes: np.ndarray, intents: np.ndarray) -> np.ndarray:
-    """Each item's true theme: its intent's Hungarian-matched theme, or a new id when the intent has none."""
+    """Each item's true theme: its intent's Hungarian-matched theme if mostly about it, else a new id.
+
+    With more themes than intents, matching gives every intent some theme, even one holding none of its
+    items; a person would not move an item there but into a new theme of its own.
+    """
     weights = np.zeros((themes.max() + 1, intents.max() + 1))
     np.add.at(weights, (themes, intents), 1)
     rows, cols = linear_sum_assignment(-weights)
-    matched = dict(zip(cols.tolist(), rows.tolist(), strict=True))
+    matched = {col: row for row, col in zip(rows.tolist(), cols.tolist(), strict=True)
+               if weights[row, col] > 0 and weights[row, col] == weights[row].max()}
     fresh = themes.max() + 1
     return np.array([matched.get(intent, fresh + intent) for intent in intents.tolist()], dtype=np.int64)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
-    args = parser.parse_args()
-    with DEFAULT_DATA.open(newline="", encoding="utf-8") as handle:
-        records = list(csv.DictReader(handle))
-    vectors = embeddings_for([r["text"] for r in records], DEFAULT_DATA)
-    _, intents = np.unique([r["category"] for r in records], return_inverse=True)
+def measure(vectors: np.ndarray, intents: np.ndarray, draws: int, settings: Settings) -> list[str]:
+    """Table cells for one corpus: per pool, followers and NMI on the others before -> after (gain)."""
     themes = SpectralThemeClusterer().fit_predict(vectors)
     themes[themes < 0] = themes.max() + 1  # unthemed items count as one more group, as in the scorer
     truth = true_themes(themes, intents)
-    threshold = Settings().steer_similarity
-    lines = ["| 5% picked among | moved | items that followed | NMI on the others before | after | gain |",
-             "|---|---|---|---|---|---|"]
-    for pool_name, pool in (("misplaced items", np.flatnonzero(truth != themes)),
-                            ("all items", np.arange(len(themes)))):
+    cells = [str(len(vectors)), str(int(themes.max()) + 1)]
+    for pool in (np.flatnonzero(truth != themes), np.arange(len(themes))):
         followed, before, after = [], [], []
-        for draw in range(DRAWS):
-            moved = np.random.default_rng(draw).choice(pool, int(SHARE * len(themes)), replace=False)
+        for draw in range(draws):
+            moved = np.random.default_rng(draw).choice(pool, min(len(pool), int(SHARE * len(themes))),
+                                                       replace=False)
             placed = {int(row): int(truth[row]) for row in moved}
+            moves = {row: target for row, target in placed.items() if target != themes[row]}
+            followers = steer(vectors, themes, placed, moves, set(themes.tolist()),
+                              settings.steer_similarity, settings.steer_margin)
             steered = themes.copy()
-            followers = follow_placed(vectors, placed, threshold)
             for row, target in followers.items():
                 steered[row] = target
             others = np.setdiff1d(np.arange(len(themes)), moved)
             followed.append(len(followers))
             before.append(normalized_mutual_info_score(intents[others], themes[others]))
             after.append(normalized_mutual_info_score(intents[others], steered[others]))
-        gain = np.mean(after) - np.mean(before)
-        lines.append(f"| {pool_name} | {len(moved)} | {np.mean(followed):.1f} | {np.mean(before):.4f} | "
-                     f"{np.mean(after):.4f} | {gain:+.4f} |")
+        gains = np.asarray(after) - np.asarray(before)
+        cells.append(f"{np.mean(followed):.0f}: {np.mean(before):.4f} -> {np.mean(after):.4f} "
+                     f"(**{gains.mean():+.4f}**, {gains.min():+.4f}..{gains.max():+.4f})")
+    return cells
+
+
+def random_splits(vectors: np.ndarray, intents: np.ndarray, settings: Settings) -> list[str]:
+    """Side effect check: a person splits k random items off a pure theme (>= 95% one intent, >= 20 items).
+
+    Nothing tells those items apart, so ideally none of the rest follows; reported: the mean (and largest)
+    share of the theme's other items that followed into the new theme.
+    """
+    themes = SpectralThemeClusterer().fit_predict(vectors)
+    truth = true_themes(np.where(themes < 0, themes.max() + 1, themes), intents)
+    rng = np.random.default_rng(0)
+    lines = []
+    for count in (2, 4, 8):
+        shares = []
+        for theme in range(int(themes.max()) + 1):
+            rows = np.flatnonzero(themes == theme)
+            if len(rows) < 20 or (truth[rows] == theme).mean() < 0.95:
+                continue
+            moves = {int(row): -2 for row in rng.choice(rows, count, replace=False)}
+            followers = steer(vectors, themes, moves, moves, set(themes.tolist()), settings.steer_similarity,
+                              settings.steer_margin)
+            shares.append(len(followers) / (len(rows) - count))
+        lines.append(f"| {count} | {len(shares)} | {np.mean(shares):.1%} | {np.max(shares):.1%} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
+    parser.add_argument("--draws", type=int, default=5, help="Random draws of the 5% per corpus and pool.")
+    args = parser.parse_args()
+    settings = Settings()
+    lines = ["| corpus | items | themes | 5% among misplaced items: followers: NMI before -> after (mean gain, "
+             "range) | 5% among all items: same |", "|---|---|---|---|---|"]
+    corpora = [("Banking77 test", DEFAULT_DATA, None)]
+    with TRAIN.open(newline="", encoding="utf-8") as handle:
+        train_categories = [r["category"] for r in csv.DictReader(handle)]
+    _, train_intents = np.unique(train_categories, return_inverse=True)
+    corpora += [(f"train: {name}", TRAIN, rows) for name, rows in variants(train_intents).items()]
+    splits: list[str] = []
+    for name, path, rows in corpora:
+        with path.open(newline="", encoding="utf-8") as handle:
+            records = list(csv.DictReader(handle))
+        vectors = embeddings_for([r["text"] for r in records], path)
+        categories = [r["category"] for r in records]
+        if rows is not None:
+            vectors, categories = vectors[rows], [categories[i] for i in rows]
+        _, intents = np.unique(categories, return_inverse=True)
+        lines.append(f"| {name} | " + " | ".join(measure(vectors, intents, args.draws, settings)) + " |")
+        print(lines[-1], flush=True)
+        if rows is None:
+            splits = random_splits(vectors, intents, settings)
     section = "\n".join([
-        "## Learning from people: Banking77 test",
+        "## Learning from people",
         "",
-        f"`python bench/people_bench.py`: {SHARE:.0%} of {len(themes)} items placed in their true theme, mean of "
-        f"{DRAWS} draws; shipped steering (near-duplicates at similarity >= {threshold}). Target: +0.03.",
+        f"`python bench/people_bench.py`: {SHARE:.0%} of each corpus's items placed in their true theme, "
+        f"{args.draws} draws; shipped steering (clustering/steering.py: near-duplicates at similarity >= "
+        f"{settings.steer_similarity}, moves out of a cluster at margin {settings.steer_margin}). Target: +0.03.",
         "",
         *lines,
         "",
-        "Not met. Why: the same-intent mates of a moved item that stay in its source theme are told apart",
-        "from the theme's other items with ROC AUC 0.76 by similarity to the moved items (0.70 by TF-IDF),",
-        "so a rule that makes them follow also moves wrong items: following within the source theme at",
-        "similarity >= 0.9 moves 74 items, 51 rightly, and still loses 0.0015. Wider rules tried on similar",
-        "draws (a vote against the theme's remaining items, sub-splitting the source theme, label propagation",
-        "on the kNN graph, logistic regression or a linear SVM on the corrected labels, must-link edges,",
-        "metric learning) gained at most +0.009 and lost up to 0.02 on some draws. Fine-tuning MiniLM itself",
-        "on the moves (in-batch contrastive loss, each moved item paired with members of its target theme,",
-        "then re-embedding; 2-6 minutes on this CPU) gained +0.009 to +0.017 over six runs, +0.011 to +0.014",
-        "with a term keeping unmoved items in place, less with hard negatives or as classification.",
-        "Moving every item of the same intent out of the same source theme (an oracle) would gain about",
-        "+0.065: the limit is telling those items apart from their theme-mates in MiniLM's space.",
+        "Side effect, Banking77 test: a person splits k random items off a pure theme into a new one; the",
+        "share of the theme's other items that follow them (nothing tells these items apart, so ideally 0):",
         "",
+        "| k | pure themes | mean share that followed | largest |",
+        "|---|---|---|---|",
+        *splits,
+        "",
+        *NOTES,
     ])
     publish(section, not args.no_write)
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from clustering.incremental import JOIN_FLOOR, IncrementalThemer
 from clustering.labels import class_tfidf_keywords, readable_title, representative_quotes
+from clustering.steering import follow_placed
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.themes import INACTIVE_STATUSES, embed_pending, theme_view
@@ -42,8 +43,9 @@ def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
     if themer.centroids.shape[1] != dims:  # the embedder changed since the last re-clustering: wait for it
         report.waiting = len(waiting)
         return report
+    followers = _near_copies_of_placed(loop, session, vectors)
     for item_id, vector in vectors.items():
-        theme_id = themer.assign(item_id, vector)
+        theme_id = followers[item_id] if item_id in followers else themer.assign(item_id, vector)
         if theme_id >= 0:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source="machine"))
             report.joined += 1
@@ -60,6 +62,27 @@ def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
         report.new_themes += 1
     report.waiting = len(themer.pool_keys)
     return report
+
+
+def _near_copies_of_placed(loop: FeedbackLoop, session: Session,
+                           vectors: dict[int, np.ndarray]) -> dict[int, int]:
+    """{item id: theme id} for new items nearly identical to one a person placed: they go where it went."""
+    placed = session.execute(
+        select(FeedbackItem.embedding, ThemeMembership.theme_id)
+        .join(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
+        .where(ThemeMembership.source == "human", FeedbackItem.embedding.is_not(None))
+        .order_by(FeedbackItem.id)
+    ).all()
+    dims = len(next(iter(vectors.values())))
+    anchors = [(np.frombuffer(blob or b"", dtype=np.float32), theme_id) for blob, theme_id in placed]
+    anchors = [(vector, theme_id) for vector, theme_id in anchors if len(vector) == dims]
+    if not anchors:
+        return {}
+    item_ids = list(vectors)
+    stacked = np.vstack([vector for vector, _ in anchors] + [vectors[item_id] for item_id in item_ids])
+    followed = follow_placed(stacked, {row: theme_id for row, (_, theme_id) in enumerate(anchors)},
+                             loop.settings.steer_similarity)
+    return {item_ids[row - len(anchors)]: theme_id for row, theme_id in followed.items()}
 
 
 def _themer_from_database(loop: FeedbackLoop, session: Session, dims: int) -> IncrementalThemer:

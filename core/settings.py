@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     cluster_group_margin: float = 0.05
     # An item at least this similar to one a person placed by hand follows it into that theme.
     steer_similarity: float = 0.95
+    # When people move two or more items out of one cluster into one theme, the cluster's items that are
+    # closer to the moved ones than to their own cluster's centre by more than this (cosine) follow them.
+    steer_margin: float = 0.02
     public_url: str = "http://127.0.0.1:8000"
 
 

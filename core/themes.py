@@ -14,7 +14,7 @@ from clustering.identity import match_to_predecessors
 from clustering.incremental import RADIUS_QUANTILE
 from clustering.pipeline import ThemePipeline
 from clustering.spectral import SpectralThemeClusterer
-from clustering.steering import follow_placed
+from clustering.steering import steer
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
@@ -83,20 +83,25 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
         if membership.source == "human":
             human[membership.item_id] = membership.theme_id
 
-    steered = _steer_by_people(item_ids, embeddings, human, loop.settings.steer_similarity)
     new_members: dict[int, set[int]] = defaultdict(set)
     for item_id, label in zip(item_ids, result.labels.tolist(), strict=True):
-        if label >= 0 and item_id not in human and item_id not in steered:
+        if label >= 0 and item_id not in human:
             new_members[label].add(item_id)
     mapping = {label: final_theme(session, theme_id).id
                for label, theme_id in match_to_predecessors(new_members, old_members).items()}
     _keep_merged_together(session, mapping, new_members, old_members)
+    steered = _steer_by_people(loop.settings, item_ids, embeddings, result.labels, human, mapping)
+    for members in new_members.values():
+        members.difference_update(steered)
 
     session.execute(delete(ThemeMembership).where(ThemeMembership.source == "machine"))
     created_ids: list[int] = []
     described: set[int] = set()
     # Largest clusters first: when a person's merge sends two clusters to one theme, the larger describes it.
     for label in sorted(result.themes, key=lambda label: (-len(new_members[label]), label)):
+        if not new_members[label]:
+            mapping.pop(label, None)  # every item went where people's moves lead: no theme of its own
+            continue
         label_info = result.themes[label]
         theme = session.get(Theme, mapping[label]) if label in mapping else None
         if theme is None:
@@ -130,8 +135,8 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
         assert theme is not None
         loop.pm.hook.theme_created(theme=theme_view(session, theme))
     unthemed = int((result.labels < 0).sum())
-    return ClusterReport(items=len(item_ids), themes=len(result.themes), created=len(created_ids),
-                         kept=len(result.themes) - len(created_ids), unthemed=unthemed)
+    return ClusterReport(items=len(item_ids), themes=len(mapping), created=len(created_ids),
+                         kept=len(mapping) - len(created_ids), unthemed=unthemed)
 
 
 def _keep_merged_together(session: Session, mapping: dict[int, int], new_members: dict[int, set[int]],
@@ -160,12 +165,18 @@ def final_theme(session: Session, theme_id: int) -> Theme:
     return theme
 
 
-def _steer_by_people(item_ids: list[int], embeddings: np.ndarray, human: dict[int, int],
-                     threshold: float) -> dict[int, int]:
-    """Items nearly identical to one a person placed go where that one went (people's moves teach)."""
+def _steer_by_people(settings: Settings, item_ids: list[int], embeddings: np.ndarray, clusters: np.ndarray,
+                     human: dict[int, int], mapping: dict[int, int]) -> dict[int, int]:
+    """{item id: theme id} for items that follow where people placed others (clustering/steering.py).
+
+    A placement is a move when the person's theme is not the one the item's cluster now stands for.
+    """
     row_of = {item_id: row for row, item_id in enumerate(item_ids)}
     placed = {row_of[item_id]: theme_id for item_id, theme_id in human.items() if item_id in row_of}
-    return {item_ids[row]: theme_id for row, theme_id in follow_placed(embeddings, placed, threshold).items()}
+    moves = {row: theme_id for row, theme_id in placed.items() if mapping.get(int(clusters[row])) != theme_id}
+    followers = steer(embeddings, clusters, placed, moves, set(mapping.values()),
+                      settings.steer_similarity, settings.steer_margin)
+    return {item_ids[row]: theme_id for row, theme_id in followers.items()}
 
 
 def theme_views(session: Session, include_inactive: bool = False) -> list[ThemeView]:

@@ -164,6 +164,51 @@ def test_near_duplicates_follow_a_placed_item_and_nothing_else_does() -> None:
     assert set(followers) <= set(np.flatnonzero(truth == truth[0]).tolist()) | {100}
 
 
+def test_moves_out_of_a_cluster_take_their_lookalikes_along() -> None:
+    from clustering.steering import follow_moves, steer
+
+    points, truth = blobs(5)
+    clusters = np.array([0, 0, 1, 2])[truth]  # the clustering merged groups 0 and 1
+    group1 = np.flatnonzero(truth == 1)
+    two_moves = {int(group1[0]): 9, int(group1[1]): 9}  # a person moves two of group 1 into a new theme
+    assert follow_moves(points, clusters, two_moves, found={0, 1, 2}, margin=0.02) == {
+        int(row): 9 for row in group1[2:]}  # the rest of group 1 follows, group 0 stays
+    one_move = {int(group1[0]): 9}
+    assert follow_moves(points, clusters, one_move, found={0, 1, 2}, margin=0.02) == {}  # one is no pattern
+    group2 = np.flatnonzero(truth == 2)  # two items of a group the clustering got right, split off:
+    split = {int(group2[0]): 9, int(group2[1]): 9}  # their group-mates are no closer to them than to it
+    assert follow_moves(points, clusters, split, found={0, 1, 2}, margin=0.02) == {}
+    copy = points[group1[0]] * 0.999 + 0.001 * points[group1[5]]
+    with_copy = np.vstack([points, copy / np.linalg.norm(copy)]).astype(np.float32)
+    assert steer(with_copy, np.append(clusters, 0), one_move, one_move, {0, 1, 2}, 0.99, 0.02) == {100: 9}
+
+
+def test_typical_moves_take_a_split_off_piece_into_its_theme() -> None:
+    from clustering.steering import follow_moves
+
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(2, 32))
+    truth = np.repeat([0, 1], 30)
+    points = centres[truth] + rng.normal(scale=0.6, size=(60, 32))  # loose groups: centres matter
+    points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+    clusters = truth.copy()
+    clusters[40:52] = 2  # the clustering split twelve items of group 1 off into a cluster of their own
+    piece = np.arange(40, 52)
+    centre = points[piece].mean(axis=0)
+    typical = piece[np.argsort(-(points[piece] @ centre))[:2]]  # a person moves its two most typical items
+    moves = {int(row): 1 for row in typical}
+    rest = {int(row): 1 for row in piece if row not in moves}
+    assert follow_moves(points, clusters, moves, found={0, 1}, margin=0.02) == rest
+    # Into a theme the clustering did not find, or with a move elsewhere as well, only look-alikes follow.
+    lookalikes = follow_moves(points, clusters, moves, found={0}, margin=0.02)
+    assert set(lookalikes) < set(rest)
+    other = int(next(row for row in piece if row not in moves))
+    assert len(follow_moves(points, clusters, {**moves, other: 0}, found={0, 1}, margin=0.02)) < len(rest) - 1
+    # Two typical items of a large cluster are too few to take all of it.
+    in_group0 = {0: 1, 1: 1}
+    assert len(follow_moves(points, truth, in_group0, found={0, 1}, margin=0.02)) < 28
+
+
 def test_pieces_of_large_themes_are_grouped_again() -> None:
     """Eight Banking77 intents (40 texts each): the fine spectral cut alone splits them into ~30 pieces."""
     import csv

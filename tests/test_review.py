@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from core.assignment import assign_new_items
 from core.intake import ingest
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, FeedbackItem, Theme, ThemeMembership
@@ -95,8 +96,32 @@ def test_move_holds_and_steers_near_identical_items(client: TestClient, auth: di
         assert theme_of(session, "card-3") == themes["refund"]
         assert theme_of(session, "copy") == themes["refund"]  # steered by the person's move
         assert theme_of(session, "card-4") == themes["card"]
+        # Between re-clusterings too: a copy that arrives is assigned where the person put the original.
+        ingest(loop, session, [ItemDraft(text=f"{TOPICS['card']} ticket3 ref3x", external_id="copy2")])
+        assert assign_new_items(loop, session).joined == 1
+        assert theme_of(session, "copy2") == themes["refund"]
     missing = client.post("/api/v1/feedback/99999/move", json={"theme_id": themes["card"]}, headers=auth)
     assert missing.status_code == 404
+
+
+def test_items_like_two_split_off_ones_follow_them_at_the_next_reclustering(
+        client: TestClient, auth: dict[str, str], loop: FeedbackLoop) -> None:
+    themes = seed(loop)
+    with loop.session() as session:  # a sub-topic the clustering cannot tell from refunds on its own
+        ingest(loop, session, [ItemDraft(text=f"{TOPICS['refund']} crypto wallet coin exchange blocked ticket{i}",
+                                         external_id=f"crypto-{i}") for i in range(6)])
+        embed_pending(loop, session)
+        recluster(loop, session)
+        assert {theme_of(session, f"crypto-{i}") for i in range(6)} == {themes["refund"]}
+        chosen = [item_id(session, "crypto-0"), item_id(session, "crypto-1")]
+    response = client.post(f"/api/v1/themes/{themes['refund']}/split",
+                           json={"item_ids": chosen, "label": "Crypto refunds"}, headers=auth)
+    crypto = response.json()["id"]
+    grow_and_recluster(loop)
+    with loop.session() as session:
+        assert {theme_of(session, f"crypto-{i}") for i in range(6)} == {crypto}  # the other four followed
+        assert session.get(ThemeMembership, item_id(session, "crypto-5")).source == "machine"  # type: ignore[union-attr]
+        assert {theme_of(session, f"refund-{i}") for i in range(12)} == {themes["refund"]}  # refunds stayed
 
 
 def test_pin_holds(client: TestClient, auth: dict[str, str], loop: FeedbackLoop) -> None:
