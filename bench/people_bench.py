@@ -64,11 +64,16 @@ def true_themes(themes: np.ndarray, intents: np.ndarray) -> np.ndarray:
     return np.array([matched.get(intent, fresh + intent) for intent in intents.tolist()], dtype=np.int64)
 
 
-def measure(vectors: np.ndarray, intents: np.ndarray, draws: int, settings: Settings) -> list[str]:
-    """Table cells for one corpus: per pool, followers and NMI on the others before -> after (gain)."""
+def clustered(vectors: np.ndarray) -> np.ndarray:
+    """The shipped clusterer's themes, unthemed items counted as one more group (as in the scorer)."""
     themes = SpectralThemeClusterer().fit_predict(vectors)
-    themes[themes < 0] = themes.max() + 1  # unthemed items count as one more group, as in the scorer
-    truth = true_themes(themes, intents)
+    themes[themes < 0] = themes.max() + 1
+    return themes
+
+
+def measure(vectors: np.ndarray, intents: np.ndarray, themes: np.ndarray, truth: np.ndarray, draws: int,
+            settings: Settings) -> list[str]:
+    """Table cells for one corpus: per pool, followers and NMI on the others before -> after (gain)."""
     cells = [str(len(vectors)), str(int(themes.max()) + 1)]
     for pool in (np.flatnonzero(truth != themes), np.arange(len(themes))):
         followed, before, after = [], [], []
@@ -92,14 +97,12 @@ def measure(vectors: np.ndarray, intents: np.ndarray, draws: int, settings: Sett
     return cells
 
 
-def random_splits(vectors: np.ndarray, intents: np.ndarray, settings: Settings) -> list[str]:
+def random_splits(vectors: np.ndarray, themes: np.ndarray, truth: np.ndarray, settings: Settings) -> list[str]:
     """Side effect check: a person splits k random items off a pure theme (>= 95% one intent, >= 20 items).
 
     Nothing tells those items apart, so ideally none of the rest follows; reported: the mean (and largest)
     share of the theme's other items that followed into the new theme.
     """
-    themes = SpectralThemeClusterer().fit_predict(vectors)
-    truth = true_themes(np.where(themes < 0, themes.max() + 1, themes), intents)
     rng = np.random.default_rng(0)
     lines = []
     for count in (2, 4, 8):
@@ -138,10 +141,13 @@ def main() -> None:
         if rows is not None:
             vectors, categories = vectors[rows], [categories[i] for i in rows]
         _, intents = np.unique(categories, return_inverse=True)
-        lines.append(f"| {name} | " + " | ".join(measure(vectors, intents, args.draws, settings)) + " |")
+        themes = clustered(vectors)
+        truth = true_themes(themes, intents)
+        lines.append(f"| {name} | " + " | ".join(measure(vectors, intents, themes, truth, args.draws, settings))
+                     + " |")
         print(lines[-1], flush=True)
         if rows is None:
-            splits = random_splits(vectors, intents, settings)
+            splits = random_splits(vectors, themes, truth, settings)
     section = "\n".join([
         "## Learning from people",
         "",
