@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     steer_similarity: float = 0.95
     # When people move two or more items out of one cluster into one theme, the cluster's items that are
     # closer to the moved ones than to their own cluster's centre by more than this (cosine) follow them.
-    steer_margin: float = 0.02
+    steer_margin: float = 0.05
     public_url: str = "http://127.0.0.1:8000"
 
 
