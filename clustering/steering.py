@@ -87,20 +87,22 @@ def follow_moves(embeddings: Embeddings, clusters: Labels, moves: Mapping[int, i
                                                                       stay, centre, margin):
             followers.update(dict.fromkeys(members.tolist(), targets[0]))
             continue
-        choice, follows = _who_follows(embeddings[members], [embeddings[by_target[t]] for t in targets], margin)
+        choice, follows = _who_follows(embeddings[members], centre, [embeddings[by_target[t]] for t in targets],
+                                       margin)
         for row, target_index in zip(members[follows].tolist(), choice[follows].tolist(), strict=True):
             followers[row] = targets[target_index]
     return followers
 
 
-def _who_follows(members: np.ndarray, moved: list[np.ndarray], margin: float) -> tuple[np.ndarray, np.ndarray]:
+def _who_follows(members: np.ndarray, rest_centre: np.ndarray, moved: list[np.ndarray],
+                 margin: float) -> tuple[np.ndarray, np.ndarray]:
     """(nearest moved group, follows?) per member row, over ``FOLLOW_ROUNDS`` rounds.
 
     A member follows when it is closer to its nearest moved group's centre than to the centre of the members
-    that do not follow by more than ``margin``; each round recomputes both centres from the last round.
+    that do not follow (at first all of them: ``rest_centre``) by more than ``margin``; each round recomputes
+    both centres from the last round.
     """
     moved_centres = np.vstack([_unit(group.mean(axis=0)) for group in moved])
-    rest_centre = _unit(members.mean(axis=0))
     for _ in range(FOLLOW_ROUNDS):
         toward = members @ moved_centres.T
         choice = toward.argmax(axis=1)

@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     # An item at least this similar to one a person placed by hand follows it into that theme.
     steer_similarity: float = 0.95
     # When people move two or more items out of one cluster into one theme, the cluster's items that are
-    # closer to the moved ones than to their own cluster's centre by more than this (cosine) follow them.
+    # closer to the moved ones than to the centre of the cluster's other items by more than this (cosine)
+    # follow them (decided in two rounds: clustering/steering.py).
     steer_margin: float = 0.05
     public_url: str = "http://127.0.0.1:8000"
 

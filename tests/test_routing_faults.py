@@ -53,7 +53,10 @@ class FaultyTracker(JsonHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.send_json(status, payload)
 
-    def _fault(self) -> str | None:
+    def _fault(self, lose_answer: bool = False) -> str | None:
+        if lose_answer:
+            self.state["faults_injected"] += 1
+            return "500-after"
         if not self.state["faults"] or random.random() >= 0.5:
             return None
         self.state["faults_injected"] += 1
@@ -100,12 +103,9 @@ class FaultyTracker(JsonHandler):
             self.state["faults"] = payload["on"]
             self._answer(200, {})
             return
-        fault = self._fault()
-        if url.path == "/tickets" and self.state.pop("lose_first_create", False):
-            # Random faults alone leave "created but the answer lost" untried in about one run in six:
-            # the first ticket is always created and then answered with an error.
-            fault = "500-after"
-            self.state["faults_injected"] += 1
+        # Random faults alone leave "created but the answer lost" untried in about one run in six: the first
+        # ticket is always created and then answered with an error.
+        fault = self._fault(lose_answer=url.path == "/tickets" and self.state.pop("lose_first_create", False))
         if fault == "500-before":
             self._answer(500, {"error": "internal error"})
             return
