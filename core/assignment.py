@@ -43,7 +43,7 @@ def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
     if themer.centroids.shape[1] != dims:  # the embedder changed since the last re-clustering: wait for it
         report.waiting = len(waiting)
         return report
-    followers = _near_copies_of_placed(loop, session, vectors)
+    followers = _near_copies_of_placed(loop, session, vectors, dims)
     for item_id, vector in vectors.items():
         theme_id = followers[item_id] if item_id in followers else themer.assign(item_id, vector)
         if theme_id >= 0:
@@ -64,8 +64,8 @@ def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
     return report
 
 
-def _near_copies_of_placed(loop: FeedbackLoop, session: Session,
-                           vectors: dict[int, np.ndarray]) -> dict[int, int]:
+def _near_copies_of_placed(loop: FeedbackLoop, session: Session, vectors: dict[int, np.ndarray],
+                           dims: int) -> dict[int, int]:
     """{item id: theme id} for new items nearly identical to one a person placed: they go where it went."""
     placed = session.execute(
         select(FeedbackItem.embedding, ThemeMembership.theme_id)
@@ -73,7 +73,6 @@ def _near_copies_of_placed(loop: FeedbackLoop, session: Session,
         .where(ThemeMembership.source == "human", FeedbackItem.embedding.is_not(None))
         .order_by(FeedbackItem.id)
     ).all()
-    dims = len(next(iter(vectors.values())))
     anchors = [(np.frombuffer(blob or b"", dtype=np.float32), theme_id) for blob, theme_id in placed]
     anchors = [(vector, theme_id) for vector, theme_id in anchors if len(vector) == dims]
     if not anchors:
