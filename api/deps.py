@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from core.auth import role_for_key
+from core.auth.api_keys import role_for_key
 from core.loop import FeedbackLoop
 
 

@@ -87,7 +87,7 @@ class ThemeView:
     channels: Mapping[str, int]
     quotes: list[str]
     owner: str | None = None
-    # Filled in by routing (core.signals) when it has the data: recent growth against the theme's own
+    # Filled in by routing (core.themes.signals) when it has the data: recent growth against the theme's own
     # baseline, a spike score, and counts of item metadata values (e.g. {"tier": {"enterprise": 3}}).
     trend: float | None = None
     anomaly_score: float | None = None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 
-from core.assignment import assign_new_items
-from core.closing import send_loop_replies
-from core.delivery import DeliveryPolicy, RouteReport, send_due
 from core.loop import FeedbackLoop
-from core.spikes import check_spikes
-from core.status_sync import poll_statuses
+from core.routing.outbox import DeliveryPolicy, RouteReport, send_due
+from core.routing.replies import send_loop_replies
+from core.routing.spikes import check_spikes
+from core.routing.tracker_status import poll_statuses
+from core.themes.incremental import assign_new_items
 
 
 def run_round(loop: FeedbackLoop, policy: DeliveryPolicy | None = None, poll_every_s: float = 60.0) -> RouteReport:

@@ -9,7 +9,7 @@ Target options (``target_options`` in a rule):
 ``server`` (base URL), ``project`` (key), ``api`` ("3", the default, or "2"), ``issue_type`` (default
 "Task"), ``user`` and ``token_env`` (environment variable holding the API token or password),
 ``labels`` (extra labels), ``priority`` (a priority name, or "auto": High for large or angry themes),
-``status_map`` (tracker status -> theme status, see core.status_sync).
+``status_map`` (tracker status -> theme status, see core.routing.tracker_status).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The issue's description ends with a marker derived from the delivery's idempotency key, and Redmine can
 filter issues by description, so a retry after a crash finds the issue it already made. Growth notes
 carry a marker of their update key the same way. Redmine 5 has no webhooks: the worker polls each
-issue's status (``core.status_sync``).
+issue's status (``core.routing.tracker_status``).
 
 Target options: ``url``, ``project`` (identifier), ``api_key_env`` (environment variable holding the
 REST API key), ``tracker_id`` and ``priority_id`` (optional), ``status_map`` (tracker status -> theme

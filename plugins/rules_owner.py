@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import hookimpl
-from core.rules import load_rules
+from core.routing.rules import load_rules
 from core.types import OwnerChoice
 
 

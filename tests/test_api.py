@@ -6,9 +6,9 @@ import json
 
 from fastapi.testclient import TestClient
 
-from core.channels import add_channel
+from core.intake.channels import add_channel
 from core.loop import FeedbackLoop
-from core.themes import embed_pending, recluster
+from core.themes.build import embed_pending, recluster
 from plugins.generic_webhook import sign
 
 
@@ -37,7 +37,7 @@ def test_wrong_key_is_401(client: TestClient) -> None:
 
 
 def test_stored_key_works_and_revoked_does_not(client: TestClient, loop: FeedbackLoop) -> None:
-    from core.auth import create_api_key
+    from core.auth.api_keys import create_api_key
     from core.models import ApiKey
 
     with loop.session() as session:

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from api.app import create_app
 from core import hookimpl
-from core.assignment import assign_new_items
-from core.intake import ingest
+from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
-from core.rules import load_rules
+from core.routing.rules import load_rules
+from core.themes.incremental import assign_new_items
 from core.types import ItemDraft
 from tests.conftest import ADMIN_KEY, background_worker, make_loop, write_spike_rules
 from tests.test_review import TOPICS, seed, theme_of

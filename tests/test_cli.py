@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from core.cli import app
+from core.cli.app import app
 
 runner = CliRunner()
 

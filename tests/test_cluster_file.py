@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.file_clustering import cluster_csv
-from core.importing import ImportFileError
+from core.cli.app import app
+from core.intake.file_reader import ImportFileError
 from core.loop import FeedbackLoop
+from core.themes.csv_file import cluster_csv
 
 runner = CliRunner()
 

@@ -267,7 +267,7 @@ def test_mean_silhouette_matches_scikit_learn() -> None:
 
 def test_grouping_margin_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from core.settings import Settings
-    from core.themes import make_clusterer
+    from core.themes.build import make_clusterer
 
     assert make_clusterer(Settings()).coarser_margin == 0.05
     monkeypatch.setenv("FEEDBACKLOOP_CLUSTER_GROUP_MARGIN", "inf")

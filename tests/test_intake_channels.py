@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from core.auth import create_api_key
-from core.cli import app
+from core.auth.api_keys import create_api_key
+from core.cli.app import app
 from core.loop import FeedbackLoop
 from plugins.webhook_signing import sign
 from tests.intake_support import count_items, items

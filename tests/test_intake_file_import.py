@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-import core.file_import
-from core.file_import import import_drafts
-from core.importing import ColumnMapping, drafts_from_file
+import core.intake.file_import
+from core.intake.file_import import import_drafts
+from core.intake.file_reader import ColumnMapping, drafts_from_file
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, ImportRun
 
@@ -30,7 +30,7 @@ def test_interrupted_import_resumes_and_reimport_adds_nothing(any_loop: Feedback
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     path = survey(tmp_path, 1200)
     drafts = drafts_from_file(path, ColumnMapping(text="comment", id="ticket", metadata=("plan",)), "tickets")
-    real_ingest, calls = core.file_import.ingest, []
+    real_ingest, calls = core.intake.file_import.ingest, []
 
     def crash_on_second_chunk(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
@@ -38,11 +38,11 @@ def test_interrupted_import_resumes_and_reimport_adds_nothing(any_loop: Feedback
             raise KeyboardInterrupt  # what Ctrl-C does in the middle of an import
         return real_ingest(*args, **kwargs)
 
-    monkeypatch.setattr(core.file_import, "ingest", crash_on_second_chunk)
+    monkeypatch.setattr(core.intake.file_import, "ingest", crash_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         import_drafts(any_loop, path, drafts, "tickets", chunk_rows=500)
     assert stored(any_loop) == 500
-    monkeypatch.setattr(core.file_import, "ingest", real_ingest)
+    monkeypatch.setattr(core.intake.file_import, "ingest", real_ingest)
     resumed = import_drafts(any_loop, path, drafts, "tickets", chunk_rows=500)
     assert (resumed.created, resumed.duplicates) == (700, 500) and stored(any_loop) == 1200
     again = import_drafts(any_loop, path, drafts, "tickets", chunk_rows=500)

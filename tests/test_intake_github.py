@@ -9,8 +9,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from core.channels import add_channel
-from core.intake import pseudonym_key, pseudonymise
+from core.intake.channels import add_channel
+from core.intake.ingest import pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
 from tests.intake_support import GITHUB_DATA, GITHUB_SECRET, count_items, github_delivery, github_payload, items
 

@@ -8,14 +8,14 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from core.cli import app
-from core.impact import apply_impact
-from core.intake import delete_items, ingest
+from core.cli.app import app
+from core.intake.erasure import ForgetError, forget_author
+from core.intake.impact import apply_impact
+from core.intake.ingest import delete_items, ingest
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, FeedbackItem, ItemSighting, ItemTombstone, Theme, ThemeMembership
-from core.privacy import ForgetError, forget_author
 from core.settings import get_settings
-from core.themes import embed_pending, recluster
+from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
 from tests.conftest import make_loop
 

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from core.channels import add_channel, receive_webhook
+from core.intake.channels import add_channel, receive_webhook
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, ThemeMembership, WebhookDelivery
-from core.themes import embed_pending, recluster, theme_views
+from core.themes.build import embed_pending, recluster, theme_views
 from plugins.webhook_signing import sign
 from tests.intake_support import GITHUB_SECRET, count_items, github_delivery, github_payload
 
@@ -152,8 +152,8 @@ def test_github_redelivery_with_the_real_payload(client: TestClient, loop: Feedb
 
 def test_one_batch_with_creates_edits_repeats_and_deletions(any_loop: FeedbackLoop) -> None:
     """The server commits deliveries in groups: order within a group must not matter for the outcome."""
-    from core.intake import ingest
-    from core.intake_batch import store_batch
+    from core.intake.batch import store_batch
+    from core.intake.ingest import ingest
     from core.models import ItemSighting
     from core.types import IntakeResult, ItemDraft
 

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from core import hookimpl, hookspecs
-from core.channels import add_channel, receive_webhook
-from core.cli import app as cli_app
-from core.intake import ingest
+from core.cli.app import app as cli_app
+from core.intake.channels import add_channel, receive_webhook
+from core.intake.ingest import ingest
 from core.loop import ConfigurationError, FeedbackLoop
 from core.models import Delivery, FeedbackItem, Theme
 from core.plugin_manager import (
@@ -31,10 +31,10 @@ from core.plugin_manager import (
     make_plugin_manager,
     target_types,
 )
-from core.review import update_theme
-from core.routing import route
+from core.routing.plan import route
 from core.settings import Settings, get_settings
-from core.themes import embed_pending, recluster
+from core.themes.build import embed_pending, recluster
+from core.themes.review import update_theme
 from core.types import (
     DeliveryRequest,
     ItemDraft,
@@ -440,8 +440,8 @@ def test_hook_theme_status_changed(loop: FeedbackLoop) -> None:
 
 def test_hook_reply_to_thread(loop: FeedbackLoop) -> None:
     """An intake plugin's optional reply capability: the first plugin that handles the channel type answers."""
-    from core.closing import send_loop_replies
     from core.models import LoopReply
+    from core.routing.replies import send_loop_replies
     from core.types import ReplyRequest
 
     class ChatReplies:

@@ -7,12 +7,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from core.assignment import assign_new_items
-from core.intake import ingest
+from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, FeedbackItem, Theme, ThemeMembership
-from core.routing import decide
-from core.themes import embed_pending, recluster, theme_views
+from core.routing.plan import decide
+from core.themes.build import embed_pending, recluster, theme_views
+from core.themes.incremental import assign_new_items
 from core.types import ItemDraft
 
 TOPICS = {"card": "parcel courier delivery card late arrived", "login": "login password reset locked app screen",

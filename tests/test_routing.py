@@ -7,12 +7,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core import hookimpl
-from core.delivery import DeliveryPolicy
-from core.intake import ingest
+from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import Delivery
-from core.routing import decide, route
-from core.themes import embed_pending, recluster
+from core.routing.outbox import DeliveryPolicy
+from core.routing.plan import decide, route
+from core.themes.build import embed_pending, recluster
 from core.types import DeliveryRequest, DeliveryResult, ItemDraft, TargetType
 from tests.conftest import make_loop
 

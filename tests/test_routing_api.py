@@ -15,16 +15,16 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from core import hookimpl
-from core.auth import create_api_key
-from core.cli import app
-from core.delivery import DeliveryPolicy, aware, backoff_delay, send_due, utcnow
+from core.auth.api_keys import create_api_key
+from core.cli.app import app
 from core.demo import DEMO_RULES, demo_drafts
-from core.intake import ingest
+from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import Delivery, FeedbackItem, Owner, TargetCircuit, Theme, ThemeMembership
-from core.routing import decide, plan_deliveries, route
+from core.routing.outbox import DeliveryPolicy, aware, backoff_delay, send_due, utcnow
+from core.routing.plan import decide, plan_deliveries, route
 from core.settings import get_settings
-from core.themes import embed_pending, recluster
+from core.themes.build import embed_pending, recluster
 from core.types import DeliveryRequest, DeliveryResult, TargetType
 from tests.conftest import make_loop
 

@@ -25,11 +25,11 @@ import httpx
 from sqlalchemy import select
 
 from core import hookimpl
-from core.delivery import DeliveryPolicy, send_due
 from core.loop import FeedbackLoop
 from core.models import Delivery, FeedbackItem, Theme, ThemeMembership
 from core.plugin_manager import make_plugin_manager
-from core.routing import plan_deliveries
+from core.routing.outbox import DeliveryPolicy, send_due
+from core.routing.plan import plan_deliveries
 from core.settings import Settings
 from core.types import DeliveryRequest, DeliveryResult, TargetType
 from tests.conftest import make_loop

@@ -13,14 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from core.channels import add_channel
-from core.closing import send_loop_replies
-from core.intake import ingest
+from core.intake.channels import add_channel
+from core.intake.erasure import forget_author
+from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import LoopReply, Theme
-from core.privacy import forget_author
-from core.review import update_theme
-from core.themes import embed_pending, recluster
+from core.routing.replies import send_loop_replies
+from core.themes.build import embed_pending, recluster
+from core.themes.review import update_theme
 from core.types import ItemDraft
 from tests.conftest import make_loop
 from tests.http_fakes import JsonHandler, serve

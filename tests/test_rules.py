@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.demo import DEMO_RULES
-from core.rules import RulesError, load_rules, parse_rules
+from core.routing.rules import RulesError, load_rules, parse_rules
 from core.types import ThemeView
 
 

@@ -7,13 +7,13 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from core.channels import ChannelError, add_channel, list_channels, remove_channel
-from core.intake import ingest, pseudonym_key, pseudonymise
+from core.intake.channels import ChannelError, add_channel, list_channels, remove_channel
+from core.intake.ingest import ingest, pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, FeedbackItem, Owner, RoutingRule, Theme, ThemeMembership
-from core.review import update_theme
-from core.routing import route
-from core.themes import embed_pending, recluster, theme_views
+from core.routing.plan import route
+from core.themes.build import embed_pending, recluster, theme_views
+from core.themes.review import update_theme
 from core.types import ItemDraft
 
 

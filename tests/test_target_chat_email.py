@@ -14,12 +14,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from core.delivery import DeliveryPolicy, send_due
-from core.intake import ingest
+from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import Delivery
-from core.routing import route
-from core.themes import embed_pending, recluster
+from core.routing.outbox import DeliveryPolicy, send_due
+from core.routing.plan import route
+from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
 from tests.conftest import make_loop
 from tests.http_fakes import JsonHandler, serve

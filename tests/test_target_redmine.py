@@ -14,13 +14,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from core.delivery import DeliveryPolicy, send_due
-from core.intake import ingest
+from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, Theme
-from core.routing import route
-from core.status_sync import poll_statuses
-from core.themes import embed_pending, recluster
+from core.routing.outbox import DeliveryPolicy, send_due
+from core.routing.plan import route
+from core.routing.tracker_status import poll_statuses
+from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
 from tests.conftest import IN_CI, make_loop
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.deps import LoopDep, RoleDep, SessionDep, require_admin
-from core.channels import ChannelError, add_channel, list_channels, remove_channel
+from core.intake.channels import ChannelError, add_channel, list_channels, remove_channel
 from core.models import Channel
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])

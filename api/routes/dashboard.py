@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import SessionDep
+from core.intake.queries import ItemFilter, inboxes, list_items
 from core.models import Theme
-from core.queries import ItemFilter, inboxes, list_items
-from core.themes import theme_view, theme_views
+from core.themes.build import theme_view, theme_views
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))

@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from api.deps import RoleDep, SessionDep
-from core.delivery import DeliveryError, list_deliveries, retry_delivery
 from core.models import Delivery
+from core.routing.outbox import DeliveryError, list_deliveries, retry_delivery
 
 router = APIRouter(prefix="/api/v1", tags=["deliveries"])
 

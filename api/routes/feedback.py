@@ -7,9 +7,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import LoopDep, RoleDep, SessionDep
 from api.schemas import FeedbackBatch, FeedbackCreate, FeedbackPage, FeedbackPublic, IngestResult
-from core.intake import InvalidItem, ingest
+from core.intake.ingest import InvalidItem, ingest
+from core.intake.queries import ItemFilter, list_items
 from core.models import FeedbackItem
-from core.queries import ItemFilter, list_items
 from core.types import ItemDraft
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])

@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from api.deps import LoopDep
-from core.status_sync import apply_tracker_status, find_delivery
+from core.routing.tracker_status import apply_tracker_status, find_delivery
 
 router = APIRouter(tags=["trackers"])
 SECRET_ENV = "FEEDBACKLOOP_JIRA_WEBHOOK_SECRET"

@@ -13,15 +13,15 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from api.deps import LoopDep, RoleDep, SessionDep, require_admin
-from core.closing import TemplateError, reply_template, set_reply_template
-from core.routing import decide
-from core.rules import RulesError, RuleSet, load_rules, parse_rules
+from core.routing.plan import decide
+from core.routing.replies import TemplateError, reply_template, set_reply_template
+from core.routing.rules import RulesError, RuleSet, load_rules, parse_rules
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
 
 
 class RulesSource(BaseModel):
-    source: str = Field(max_length=200_000, description="The whole rules file, TOML (see core/rules.py).")
+    source: str = Field(max_length=200_000, description="The whole rules file, TOML (see core/routing/rules.py).")
 
 
 class TemplateBody(BaseModel):

@@ -8,11 +8,11 @@ from sqlalchemy.orm import Session
 from api.deps import LoopDep, RoleDep, SessionDep
 from api.routes.feedback import public_item
 from api.schemas import ItemPlacement, ThemeDetail, ThemeMerge, ThemePublic, ThemeSplit, ThemeUpdate
+from core.intake.queries import ItemFilter, list_items
 from core.loop import FeedbackLoop
 from core.models import Theme
-from core.queries import ItemFilter, list_items
-from core.review import ReviewError, merge_themes, move_item, split_theme, update_theme
-from core.themes import theme_view, theme_views
+from core.themes.build import theme_view, theme_views
+from core.themes.review import ReviewError, merge_themes, move_item, split_theme, update_theme
 from core.types import ThemeView
 
 router = APIRouter(prefix="/api/v1", tags=["themes"])

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
-from core.channels import MAX_WEBHOOK_BYTES
-from core.intake import InvalidItem
+from core.intake.channels import MAX_WEBHOOK_BYTES
+from core.intake.group_commit import WebhookIntake
+from core.intake.ingest import InvalidItem
 from core.loop import FeedbackLoop
 from core.types import WebhookRejected
-from core.webhook_intake import WebhookIntake
 
 router = APIRouter(tags=["webhooks"])
 

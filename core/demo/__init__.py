@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from core.importing import ColumnMapping, drafts_from_file
+from core.intake.file_reader import ColumnMapping, drafts_from_file
 from core.models import utcnow
 from core.types import ItemDraft
 

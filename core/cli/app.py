@@ -12,16 +12,16 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from core import output
-from core.channels import ChannelError, add_channel, list_channels, remove_channel
-from core.importing import ColumnMapping, ImportFileError, drafts_from_file
-from core.intake import InvalidItem, ingest
+from core.cli import tables
+from core.intake.channels import ChannelError, add_channel, list_channels, remove_channel
+from core.intake.file_reader import ColumnMapping, ImportFileError, drafts_from_file
+from core.intake.ingest import InvalidItem, ingest
 from core.loop import ConfigurationError, FeedbackLoop
 from core.plugin_manager import list_plugins
-from core.routing import decide, route
-from core.rules import RulesError, load_rules
+from core.routing.plan import decide, route
+from core.routing.rules import RulesError, load_rules
 from core.settings import Settings, get_settings
-from core.themes import count_pending_embeddings, embed_pending, recluster, theme_views
+from core.themes.build import count_pending_embeddings, embed_pending, recluster, theme_views
 
 app = typer.Typer(help="feedbackloop: customer feedback in, themes out, owners told.", no_args_is_help=True,
                   add_completion=False)
@@ -98,7 +98,7 @@ def ingest_file(
         drafts = drafts_from_file(file, mapping, channel, file_format)
     except ImportFileError as error:
         fail(str(error))
-    from core.file_import import import_drafts
+    from core.intake.file_import import import_drafts
 
     loop = open_loop()
     try:
@@ -122,7 +122,7 @@ def cluster(
 ) -> None:
     """Re-cluster stored feedback into themes, or cluster a CSV file into OUT.csv without the database."""
     if file is not None:
-        from core.file_clustering import cluster_csv
+        from core.themes.csv_file import cluster_csv
 
         if output_file is None:
             fail("--output is required when clustering a file")
@@ -146,7 +146,7 @@ def themes(limit: Annotated[int, typer.Option(help="Show at most this many theme
     """Show the themes as a table: size, share of voice, sentiment, owner."""
     loop = open_loop()
     with loop.session() as session:
-        console.print(output.themes_table(theme_views(session)[:limit]))
+        console.print(tables.themes_table(theme_views(session)[:limit]))
 
 
 @app.command(name="route")
@@ -166,7 +166,7 @@ def route_command(
     loop = open_loop(settings)
     if dry_run:
         with loop.session() as session:
-            console.print(output.routing_table(decide(loop, session, suggest=True)))
+            console.print(tables.routing_table(decide(loop, session, suggest=True)))
         return
     try:
         report = route(loop)
@@ -182,12 +182,12 @@ def deliveries_list(
     limit: Annotated[int, typer.Option()] = 100,
 ) -> None:
     """List deliveries with their state, attempts, next attempt and last error."""
-    from core.delivery import DeliveryError, list_deliveries
+    from core.routing.outbox import DeliveryError, list_deliveries
 
     loop = open_loop()
     try:
         with loop.session() as session:
-            console.print(output.deliveries_table(list_deliveries(session, state, limit)))
+            console.print(tables.deliveries_table(list_deliveries(session, state, limit)))
     except DeliveryError as error:
         fail(str(error))
 
@@ -198,7 +198,7 @@ def deliveries_retry(
     all_failed: Annotated[bool, typer.Option("--all-failed", help="Retry every failed or dead delivery.")] = False,
 ) -> None:
     """Make failed or dead deliveries due now; the next worker round sends them."""
-    from core.delivery import DeliveryError, list_deliveries, retry_delivery
+    from core.routing.outbox import DeliveryError, list_deliveries, retry_delivery
 
     loop = open_loop()
     try:
@@ -236,7 +236,7 @@ def deliveries_work(
 def plugins() -> None:
     """List plugins, their versions and the hooks each implements."""
     loop = FeedbackLoop(get_settings())
-    console.print(output.plugins_table(list_plugins(loop.pm)))
+    console.print(tables.plugins_table(list_plugins(loop.pm)))
 
 
 @app.command()
@@ -254,7 +254,7 @@ def serve(
         uvicorn.run(app_factory(), host=host, port=port, access_log=access_log)
         return
     open_loop().close()  # migrate once here, not in every worker at the same time
-    uvicorn.run("core.cli:app_factory", factory=True, workers=workers, host=host, port=port, access_log=access_log)
+    uvicorn.run("core.cli.app:app_factory", factory=True, workers=workers, host=host, port=port, access_log=access_log)
 
 
 def app_factory() -> Any:
@@ -299,7 +299,7 @@ def run(
     route_report = route(loop)
     console.print(f"{cluster_report.themes} themes; {route_report.decided} routed to owners.")
     with loop.session() as session:
-        console.print(output.themes_table(theme_views(session)))
+        console.print(tables.themes_table(theme_views(session)))
     if serve_after:
         import uvicorn
 
@@ -337,7 +337,7 @@ def channels_list() -> None:
     """List configured channels."""
     loop = open_loop()
     with loop.session() as session:
-        console.print(output.channels_table(list_channels(session)))
+        console.print(tables.channels_table(list_channels(session)))
 
 
 @channels_app.command("remove")
@@ -358,7 +358,7 @@ def forget(
     actor: Annotated[str, typer.Option(help="Who asked, for the audit log.")] = "cli",
 ) -> None:
     """Erase an author's items, embeddings and theme memberships, and record the erasure."""
-    from core.privacy import ForgetError, forget_author
+    from core.intake.erasure import ForgetError, forget_author
 
     loop = open_loop()
     try:
@@ -376,7 +376,7 @@ def keys_create(
     role: Annotated[str, typer.Option(help="admin (everything) or member (feedback and themes).")] = "member",
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
-    from core.auth import create_api_key
+    from core.auth.api_keys import create_api_key
 
     if role not in ("admin", "member"):
         fail(f"--role must be admin or member, not {role!r}")

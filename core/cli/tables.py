@@ -8,7 +8,7 @@ from rich.table import Table
 
 from core.models import Channel, Delivery
 from core.plugin_manager import PluginInfo
-from core.routing import RoutingDecision
+from core.routing.plan import RoutingDecision
 from core.types import ThemeView
 
 

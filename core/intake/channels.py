@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.impact import ImpactConfigError, apply_impact, check_options
-from core.intake import IngestReport, delete_items, ingest, restore_items, validate
+from core.intake.impact import ImpactConfigError, apply_impact, check_options
+from core.intake.ingest import IngestReport, delete_items, ingest, restore_items, validate
 from core.loop import FeedbackLoop
 from core.models import Channel, WebhookDelivery
 from core.types import IntakeResult, WebhookRejected, WebhookRequest
@@ -133,7 +133,7 @@ def store_with_retries(loop: FeedbackLoop, channel: str, result: IntakeResult) -
 def receive_webhook(loop: FeedbackLoop, channel_name: str, headers: Mapping[str, str], body: bytes) -> WebhookOutcome:
     """Verify and parse a delivery with the channel's plugin, then store it; returns once it is committed.
 
-    The server batches deliveries (``core.webhook_intake``); this is the same work, one at a time.
+    The server batches deliveries (``core.intake.group_commit``); this is the same work, one at a time.
     """
     if len(body) > MAX_WEBHOOK_BYTES:
         raise WebhookRejected(413, f"body is {len(body)} bytes; the limit is {MAX_WEBHOOK_BYTES}")

@@ -13,12 +13,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.delivery import aware, theme_link, utcnow
 from core.loop import FeedbackLoop
 from core.models import Delivery, FeedbackItem, SpikeAlert, Theme, ThemeMembership
-from core.rules import RulesError, SpikeRule, load_rules
-from core.signals import SPIKE_WINDOW, ThemeSignals, theme_signals
-from core.themes import theme_view
+from core.routing.outbox import aware, theme_link, utcnow
+from core.routing.rules import RulesError, SpikeRule, load_rules
+from core.themes.build import theme_view
+from core.themes.signals import SPIKE_WINDOW, ThemeSignals, theme_signals
 from core.types import DeliveryRequest, ThemeView
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.delivery import theme_link
 from core.loop import FeedbackLoop
 from core.models import (
     AuditEntry,
@@ -29,6 +28,7 @@ from core.models import (
     Theme,
     ThemeMembership,
 )
+from core.routing.outbox import theme_link
 from core.types import ReplyRequest
 
 CLOSED_STATUSES = ("done", "declined")

@@ -1,7 +1,7 @@
 """Routing: pick an owner per theme (plugins, then the rules file), then deliver through an outbox.
 
 The delivery row (the outbox entry) is written in the same transaction as the owner decision; sending
-happens afterwards in ``core.delivery``, and a delivery's idempotency key lets a target find a ticket it
+happens afterwards in ``core.routing.outbox``, and a delivery's idempotency key lets a target find a ticket it
 already made.
 """
 
@@ -12,12 +12,12 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.delivery import DeliveryPolicy, RouteReport, render, send_due
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, Owner, Theme
-from core.signals import theme_signals
-from core.suggest import Suggestion, suggest_owners
-from core.themes import theme_views
+from core.routing.outbox import DeliveryPolicy, RouteReport, render, send_due
+from core.routing.suggest import Suggestion, suggest_owners
+from core.themes.build import theme_views
+from core.themes.signals import theme_signals
 from core.types import OwnerChoice, ThemeView
 
 ROUTABLE_STATUSES = ("new", "triaged", "planned", "in_progress")

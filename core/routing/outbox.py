@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, TargetCircuit
-from core.themes import theme_view
+from core.themes.build import theme_view
 from core.types import DeliveryRequest, ThemeView
 
 DUE_STATES = ("pending", "failed", "sent")

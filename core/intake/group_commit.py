@@ -21,15 +21,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.channels import (
+from core.intake.batch import store_batch
+from core.intake.channels import (
     ChannelConfig,
     WebhookOutcome,
     channel_config,
     prepare_delivery,
     store_with_retries,
 )
-from core.intake import pseudonym_key
-from core.intake_batch import store_batch
+from core.intake.ingest import pseudonym_key
 from core.loop import FeedbackLoop
 from core.types import IntakeResult
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.intake import IngestReport, ingest, validate
+from core.intake.ingest import IngestReport, ingest, validate
 from core.loop import FeedbackLoop
 from core.models import ImportRun, utcnow
 from core.types import ItemDraft

@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from core.delivery import aware, utcnow
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery
-from core.review import update_theme
+from core.routing.outbox import aware, utcnow
+from core.themes.review import update_theme
 
 COMMON_STATUSES = {
     "planned": "planned", "selected for development": "planned", "accepted": "planned", "approved": "planned",

@@ -14,7 +14,7 @@ from clustering.labels import class_tfidf_keywords, readable_title, representati
 from clustering.steering import follow_placed
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
-from core.themes import INACTIVE_STATUSES, embed_pending, theme_view
+from core.themes.build import INACTIVE_STATUSES, embed_pending, theme_view
 
 
 @dataclass

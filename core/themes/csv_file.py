@@ -9,9 +9,9 @@ import numpy as np
 
 from clustering.base import UNTHEMED
 from clustering.pipeline import ThemePipeline
-from core.importing import ImportFileError, read_text
+from core.intake.file_reader import ImportFileError, read_text
 from core.loop import FeedbackLoop
-from core.themes import make_clusterer
+from core.themes.build import make_clusterer
 
 
 def cluster_csv(loop: FeedbackLoop, path: Path, text_column: str, output: Path) -> str:

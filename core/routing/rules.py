@@ -14,7 +14,7 @@
     max_sentiment = -0.2
     channel = ["discourse"]      # any item from one of these channels
     min_trend = 2.0              # recent hour at least twice the theme's usual rate
-    min_anomaly_score = 3.0      # spike score (see core.signals)
+    min_anomaly_score = 3.0      # spike score (see core.themes.signals)
     metadata = { tier = ["enterprise"] }   # any item whose metadata has one of these values
 
     [[spike]]                    # a separate kind: notify at once when a theme's spike score crosses

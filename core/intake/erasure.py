@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.intake import is_tombstoned, pseudonym_key, pseudonymise, scrub_quotes
+from core.intake.ingest import is_tombstoned, pseudonym_key, pseudonymise, scrub_quotes
 from core.models import AuditEntry, FeedbackItem, ItemSighting, ItemTombstone
 
 

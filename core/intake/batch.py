@@ -16,8 +16,8 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, union_all
 from sqlalchemy.orm import Session
 
-from core.channels import WebhookOutcome, store_delivery
-from core.intake import IngestReport, content_hash, content_id, pseudonym_key, pseudonymise
+from core.intake.channels import WebhookOutcome, store_delivery
+from core.intake.ingest import IngestReport, content_hash, content_id, pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, ItemSighting, ItemTombstone, WebhookDelivery, utcnow
 from core.types import IntakeResult

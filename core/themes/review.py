@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, FeedbackItem, Theme, ThemeMembership
-from core.routing import ensure_owner
-from core.themes import final_theme, theme_view
+from core.routing.plan import ensure_owner
+from core.themes.build import final_theme, theme_view
 
 THEME_STATUSES = ("new", "triaged", "planned", "in_progress", "done", "declined", "ignored", "archived", "merged")
 

@@ -1,0 +1,1 @@
+"""The ``feedbackloop`` command line, one module per command group."""

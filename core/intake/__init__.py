@@ -1,0 +1,1 @@
+"""Intake: from a webhook, a file or the API to a stored item."""

@@ -1,0 +1,1 @@
+"""Routing: owners, the outbox of tickets, spikes, tracker status and replies."""

@@ -1,0 +1,1 @@
+"""Themes: embedding, clustering, incremental assignment, review and signals."""
