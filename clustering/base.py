@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:  # labels.py imports this module: only the type checker may look the other way
+    from clustering.labels import ThemeLabel
 
 Embeddings = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
@@ -23,6 +26,25 @@ class Embedder(Protocol):
 
 
 class Clusterer(Protocol):
-    """Groups normalised embeddings: one label per row, ``UNTHEMED`` (-1) for items left out."""
+    """Groups normalised embeddings: one label per row, ``UNTHEMED`` (-1) for items left out.
 
-    def fit_predict(self, embeddings: Embeddings) -> Labels: ...
+    scikit-learn's clusterer shape: ``fit(X)`` sets ``labels_`` and ``fit_predict(X)`` returns them, which
+    ``sklearn.base.ClusterMixin`` derives from ``fit``. The pipeline only needs ``fit_predict``, so any
+    scikit-learn clusterer fits, and so does an object with nothing but that method.
+    """
+
+    def fit_predict(self, X: Embeddings, /) -> Labels: ...
+
+
+class Vectorizer(Protocol):
+    """Counts terms per document, like scikit-learn's ``CountVectorizer``."""
+
+    def fit_transform(self, raw_documents: Iterable[str], /) -> Any: ...
+
+    def get_feature_names_out(self) -> Any: ...
+
+
+class Labeller(Protocol):
+    """Names the themes of a clustering: a ``ThemeLabel`` per theme id (``UNTHEMED`` gets none)."""
+
+    def label(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]: ...

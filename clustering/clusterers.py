@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
+from sklearn.base import BaseEstimator, ClusterMixin
 
 from clustering.base import UNTHEMED, Embeddings, Labels
+from clustering.vectors import average_linkage, unit_rows
 
 
-class AgglomerativeThemeClusterer:
+class AgglomerativeThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
     """Average-linkage clustering cut at a cosine-distance threshold, so K is found, not given.
 
     Clusters smaller than ``min_size`` are dissolved; their items join the nearest theme when it is
     similar enough (``attach_similarity``), otherwise they stay unthemed.
+
+    A scikit-learn estimator (``get_params``, ``set_params``, ``clone`` work). There is no ``random_state``:
+    nothing in it is random, so the same embeddings always give the same labels.
     """
+
+    labels_: Labels
 
     def __init__(self, distance_threshold: float = 0.5, min_size: int = 5,
                  attach_similarity: float = 0.45) -> None:
@@ -21,18 +27,19 @@ class AgglomerativeThemeClusterer:
         self.min_size = min_size
         self.attach_similarity = attach_similarity
 
-    def fit_predict(self, embeddings: Embeddings) -> Labels:
-        count = len(embeddings)
+    def fit(self, X: Embeddings, y: object = None) -> AgglomerativeThemeClusterer:
+        """Cluster the rows of ``X`` (unit vectors) into ``labels_``; ``y`` is ignored."""
+        count = len(X)
         if count < max(2, self.min_size):
-            return np.full(count, UNTHEMED, dtype=np.int64)
-        raw = AgglomerativeClustering(
-            n_clusters=None,
-            distance_threshold=self.distance_threshold,
-            metric="cosine",
-            linkage="average",
-        ).fit_predict(embeddings)
-        return _settle_small_clusters(embeddings, np.asarray(raw, dtype=np.int64), self.min_size,
-                                      self.attach_similarity)
+            self.labels_ = np.full(count, UNTHEMED, dtype=np.int64)
+            return self
+        raw = average_linkage(X, self.distance_threshold)
+        self.labels_ = _settle_small_clusters(X, raw, self.min_size, self.attach_similarity)
+        return self
+
+    def fit_predict(self, X: Embeddings, y: object = None) -> Labels:
+        """``fit(X).labels_``: one theme id per row, ``UNTHEMED`` (-1) for items left out."""
+        return self.fit(X).labels_
 
 
 def _settle_small_clusters(embeddings: Embeddings, raw: Labels, min_size: int,
@@ -44,8 +51,7 @@ def _settle_small_clusters(embeddings: Embeddings, raw: Labels, min_size: int,
         return labels
     # Renumber the kept clusters by first appearance so the numbering is independent of sklearn's.
     order = sorted(big.tolist(), key=lambda cid: int(np.flatnonzero(raw == cid)[0]))
-    centroids = np.vstack([embeddings[raw == cid].mean(axis=0) for cid in order])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    centroids = unit_rows(np.vstack([embeddings[raw == cid].mean(axis=0) for cid in order]))
     for new_id, cid in enumerate(order):
         labels[raw == cid] = new_id
     loose = np.flatnonzero(labels == UNTHEMED)

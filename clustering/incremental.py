@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 from clustering.base import UNTHEMED, Embeddings
+from clustering.vectors import average_linkage, unit
 
 # Why these defaults: an item joins a theme only when it is about as close to the theme's centre as the
 # theme's own typical member (the per-theme radius), and never below a global floor.
@@ -56,8 +56,7 @@ class IncrementalThemer:
         centroids, sizes, radii = [], [], []
         for theme in themes:
             members = embeddings[labels == theme]
-            centre = members.mean(axis=0)
-            centre /= max(float(np.linalg.norm(centre)), 1e-12)
+            centre = unit(members.mean(axis=0))
             centroids.append(centre)
             sizes.append(len(members))
             radii.append(float(np.quantile(members @ centre, radius_quantile)))
@@ -83,7 +82,7 @@ class IncrementalThemer:
     def _absorb(self, index: int, vector: np.ndarray) -> None:
         size = self.sizes[index]
         centre = self.centroids[index] * size + vector
-        self.centroids[index] = centre / max(float(np.linalg.norm(centre)), 1e-12)
+        self.centroids[index] = unit(centre)
         self.sizes[index] = size + 1
 
     def emerge(self, force: bool = False) -> list[Emerged]:
@@ -116,16 +115,14 @@ class IncrementalThemer:
         return changes
 
     def _new_themes(self, pool: Embeddings, taken: np.ndarray) -> list[Emerged]:
-        groups = AgglomerativeClustering(n_clusters=None, distance_threshold=self.new_theme_distance,
-                                         metric="cosine", linkage="average").fit_predict(pool)
+        groups = average_linkage(pool, self.new_theme_distance)
         emerged: list[Emerged] = []
         for group in np.unique(groups):
             members = np.flatnonzero(groups == group)
             if len(members) < self.min_new_theme:
                 continue
             vectors = pool[members]
-            centre = vectors.mean(axis=0)
-            centre /= max(float(np.linalg.norm(centre)), 1e-12)
+            centre = unit(vectors.mean(axis=0))
             theme = (max(self.theme_ids) + 1) if self.theme_ids else 0
             self.theme_ids.append(theme)
             self.centroids = np.vstack([self.centroids, centre[None, :].astype(np.float32)])

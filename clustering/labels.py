@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-from clustering.base import Embeddings, Labels
+from clustering.base import Embeddings, Labels, Vectorizer
+from clustering.vectors import unit
 
 # Words that appear in almost every customer message carry no theme; dropped on top of English ones.
 EXTRA_STOP_WORDS = frozenset({"hi", "hello", "hey", "please", "thanks", "thank", "just", "need", "want",
@@ -23,14 +24,23 @@ class ThemeLabel:
     quote_indices: list[int]
 
 
-def class_tfidf_keywords(texts: Sequence[str], labels: Labels, top_n: int = 8) -> dict[int, list[str]]:
-    """Top words and two-word phrases per theme by class-based TF-IDF (BERTopic's c-TF-IDF)."""
+def keyword_vectorizer() -> CountVectorizer:
+    """The default term counter for keywords: words and two-word phrases, stop words and digits left out."""
+    return CountVectorizer(ngram_range=(1, 2), stop_words=sorted(ENGLISH_STOP_WORDS | EXTRA_STOP_WORDS),
+                           token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", lowercase=True)
+
+
+def class_tfidf_keywords(texts: Sequence[str], labels: Labels, top_n: int = 8, *,
+                         vectorizer: Vectorizer | None = None) -> dict[int, list[str]]:
+    """Top words and two-word phrases per theme by class-based TF-IDF (BERTopic's c-TF-IDF).
+
+    ``vectorizer`` counts the terms (refitted on each call); ``keyword_vectorizer()`` when not given.
+    """
     themes = sorted(int(t) for t in set(labels.tolist()) if t >= 0)
     if not themes:
         return {}
     documents = [" ".join(texts[int(i)] for i in np.flatnonzero(labels == t)) for t in themes]
-    vectorizer = CountVectorizer(ngram_range=(1, 2), stop_words=sorted(ENGLISH_STOP_WORDS | EXTRA_STOP_WORDS),
-                                 token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", lowercase=True)
+    vectorizer = keyword_vectorizer() if vectorizer is None else vectorizer
     try:
         counts = vectorizer.fit_transform(documents).toarray().astype(np.float64)
     except ValueError:  # every word was a stop word
@@ -73,9 +83,7 @@ def representative_quotes(embeddings: Embeddings, member_indices: Sequence[int],
     if len(members) == 0:
         return []
     vectors = embeddings[members]
-    centroid = vectors.mean(axis=0)
-    centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-    relevance = vectors @ centroid
+    relevance = vectors @ unit(vectors.mean(axis=0))
     picked = [int(np.argmax(relevance))]
     while len(picked) < min(count, len(members)):
         redundancy = (vectors @ vectors[picked].T).max(axis=1)
@@ -85,13 +93,29 @@ def representative_quotes(embeddings: Embeddings, member_indices: Sequence[int],
     return [int(members[i]) for i in picked]
 
 
+class ThemeLabeller:
+    """The pipeline's labelling stage: c-TF-IDF keywords, a title made of them, representative quotes.
+
+    ``vectorizer`` is any ``CountVectorizer``-like term counter (``None``: ``keyword_vectorizer()``, built
+    afresh on every call so that labelling never depends on an earlier call); it is fitted in place on
+    each call. ``top_n`` is the number of keywords kept per theme.
+    """
+
+    def __init__(self, vectorizer: Vectorizer | None = None, top_n: int = 8) -> None:
+        self.vectorizer = vectorizer
+        self.top_n = top_n
+
+    def label(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]:
+        keywords = class_tfidf_keywords(texts, labels, self.top_n, vectorizer=self.vectorizer)
+        return {
+            theme: ThemeLabel(
+                title=readable_title(words),
+                keywords=words,
+                quote_indices=representative_quotes(embeddings, np.flatnonzero(labels == theme).tolist()),
+            )
+            for theme, words in keywords.items()
+        }
+
+
 def label_themes(texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]:
-    keywords = class_tfidf_keywords(texts, labels)
-    return {
-        theme: ThemeLabel(
-            title=readable_title(words),
-            keywords=words,
-            quote_indices=representative_quotes(embeddings, np.flatnonzero(labels == theme).tolist()),
-        )
-        for theme, words in keywords.items()
-    }
+    return ThemeLabeller().label(texts, embeddings, labels)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clustering.base import Clusterer, Embeddings, Labels
-from clustering.labels import ThemeLabel, label_themes
+from clustering.base import Clusterer, Embeddings, Labeller, Labels
+from clustering.labels import ThemeLabel, ThemeLabeller
 from clustering.spectral import SpectralThemeClusterer
+from clustering.vectors import unit
 
 
 @dataclass(frozen=True)
@@ -20,16 +21,17 @@ class ThemeResult:
 
 
 class ThemePipeline:
-    def __init__(self, clusterer: Clusterer | None = None) -> None:
+    """Cluster, then label. ``None`` for a stage: the default one (``SpectralThemeClusterer``,
+    ``ThemeLabeller``); the vectorizer behind the keywords is the labeller's, so swap it there."""
+
+    def __init__(self, clusterer: Clusterer | None = None, labeller: Labeller | None = None) -> None:
         self.clusterer: Clusterer = clusterer or SpectralThemeClusterer()
+        self.labeller: Labeller = labeller or ThemeLabeller()
 
     def run(self, texts: Sequence[str], embeddings: Embeddings) -> ThemeResult:
         if len(texts) != len(embeddings):
             raise ValueError(f"{len(texts)} texts but {len(embeddings)} embeddings")
         labels = self.clusterer.fit_predict(embeddings) if len(texts) else np.zeros(0, dtype=np.int64)
-        themes = label_themes(texts, embeddings, labels)
-        centroids = {}
-        for theme in themes:
-            centroid = embeddings[labels == theme].mean(axis=0)
-            centroids[theme] = (centroid / max(float(np.linalg.norm(centroid)), 1e-12)).astype(np.float32)
+        themes = self.labeller.label(texts, embeddings, labels)
+        centroids = {theme: unit(embeddings[labels == theme].mean(axis=0)).astype(np.float32) for theme in themes}
         return ThemeResult(labels=labels, themes=themes, centroids=centroids)

@@ -15,11 +15,12 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-from sklearn.cluster import AgglomerativeClustering
+from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.manifold import spectral_embedding
 
 from clustering.base import UNTHEMED, Embeddings, Labels
 from clustering.clusterers import AgglomerativeThemeClusterer, _settle_small_clusters
+from clustering.vectors import average_linkage, unit_rows
 
 # Diffusion times (eigenvalue powers) at which over-split themes are looked for: from one step to long walks.
 COARSER_POWERS = (1, 2, 4, 8, 16, 32)
@@ -94,12 +95,8 @@ def coarser_partitions(fine: Labels, values: np.ndarray, coordinates: np.ndarray
         return []  # one cluster: nothing to group
     partitions = []
     for power in powers:
-        weighted = coordinates * values ** power
-        weighted /= np.maximum(np.linalg.norm(weighted, axis=1, keepdims=True), 1e-12)
-        centres = cluster_sums(fine, weighted)
-        groups = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
-                                         linkage="average").fit_predict(centres)
-        partitions.append(np.asarray(groups, dtype=np.int64)[fine])
+        centres = cluster_sums(fine, unit_rows(coordinates * values ** power))
+        partitions.append(average_linkage(centres, threshold)[fine])
     return partitions
 
 
@@ -129,13 +126,18 @@ def mean_silhouette(embeddings: Embeddings, labels: Labels) -> float:
     return float(scores.mean())
 
 
-class SpectralThemeClusterer:
+class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
     """kNN graph -> spectral embedding -> average-linkage cut at a cosine threshold -> pieces of one theme
     grouped again when that clearly separates themes better -> neighbours' vote -> small groups settled.
 
     Above ``max_exact`` items, a deterministic sample is clustered and every item joins its nearest theme
     (or stays unthemed below ``attach_similarity``), which keeps time and memory bounded at scale.
+
+    A scikit-learn estimator (``get_params``, ``set_params``, ``clone`` work). There is no ``random_state``:
+    the sample is every n-th row and the eigen-solver starts from a fixed vector, so nothing is random.
     """
+
+    labels_: Labels
 
     def __init__(self, n_neighbors: int = 20, n_components: int = 64, distance_threshold: float = 0.3,
                  min_size: int = 5, attach_similarity: float = 0.3, max_exact: int = 12_000,
@@ -150,17 +152,24 @@ class SpectralThemeClusterer:
         self.group_threshold = group_threshold
         self.coarser_margin = coarser_margin
 
-    def fit_predict(self, embeddings: Embeddings) -> Labels:
-        count = len(embeddings)
+    def fit(self, X: Embeddings, y: object = None) -> SpectralThemeClusterer:
+        """Cluster the rows of ``X`` (unit vectors) into ``labels_``; ``y`` is ignored."""
+        count = len(X)
         # Too few items for a meaningful graph: plain average linkage does better.
         if count < 8 * max(self.min_size, 4):
-            return AgglomerativeThemeClusterer(min_size=self.min_size).fit_predict(embeddings)
-        order = canonical_order(embeddings)
-        ordered = np.ascontiguousarray(embeddings[order])
+            self.labels_ = AgglomerativeThemeClusterer(min_size=self.min_size).fit_predict(X)
+            return self
+        order = canonical_order(X)
+        ordered = np.ascontiguousarray(X[order])
         labels_ordered = self._sampled(ordered) if count > self.max_exact else self._exact(ordered)
         labels = np.empty(count, dtype=np.int64)
         labels[order] = labels_ordered
-        return _first_appearance_ids(labels)
+        self.labels_ = _first_appearance_ids(labels)
+        return self
+
+    def fit_predict(self, X: Embeddings, y: object = None) -> Labels:
+        """``fit(X).labels_``: one theme id per row (ids by first appearance), ``UNTHEMED`` (-1) for none."""
+        return self.fit(X).labels_
 
     def _exact(self, embeddings: Embeddings) -> Labels:
         # Small corpora have small themes: never look further than a twentieth of the items away.
@@ -188,10 +197,7 @@ class SpectralThemeClusterer:
     def _cut(self, graph: sparse.csr_matrix, embeddings: Embeddings) -> Labels:
         components = max(2, min(self.n_components, graph.shape[0] // 10))
         values, coordinates = spectral_pairs(graph, components)
-        normalised = coordinates / np.maximum(np.linalg.norm(coordinates, axis=1, keepdims=True), 1e-12)
-        fine = np.asarray(AgglomerativeClustering(n_clusters=None, distance_threshold=self.distance_threshold,
-                                                  metric="cosine", linkage="average").fit_predict(normalised),
-                          dtype=np.int64)
+        fine = average_linkage(unit_rows(coordinates), self.distance_threshold)
         # Only a clearly better separation (in the original space) replaces the fine cut: on many small
         # themes it is right, and grouping then only blurs neighbouring ones (bench/generality_bench.py).
         baseline = mean_silhouette(embeddings, fine)
@@ -210,8 +216,7 @@ class SpectralThemeClusterer:
         themes = sorted(set(sample_labels.tolist()) - {UNTHEMED})
         if not themes:
             return np.full(len(embeddings), UNTHEMED, dtype=np.int64)
-        centroids = np.vstack([sample[sample_labels == theme].mean(axis=0) for theme in themes])
-        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        centroids = unit_rows(np.vstack([sample[sample_labels == theme].mean(axis=0) for theme in themes]))
         labels = np.empty(len(embeddings), dtype=np.int64)
         for start in range(0, len(embeddings), 20_000):
             similarity = embeddings[start:start + 20_000] @ centroids.T

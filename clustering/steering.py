@@ -23,6 +23,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 
 from clustering.base import Embeddings, Labels
+from clustering.vectors import unit
 
 # Moves out of one cluster into one theme needed before other items follow: one is noise, two a pattern.
 MIN_MOVES = 2
@@ -81,7 +82,7 @@ def follow_moves(embeddings: Embeddings, clusters: Labels, moves: Mapping[int, i
         members = np.asarray([row for row in np.flatnonzero(clusters == cluster).tolist() if row not in moves])
         if not targets or len(members) == 0:
             continue
-        centre = _unit(embeddings[members].mean(axis=0))
+        centre = unit(embeddings[members].mean(axis=0))
         stay = embeddings[members] @ centre
         if len(by_target) == 1 and targets[0] in found and _is_split_off_piece(embeddings[by_target[targets[0]]],
                                                                       stay, centre, margin):
@@ -102,16 +103,16 @@ def _who_follows(members: np.ndarray, rest_centre: np.ndarray, moved: list[np.nd
     that do not follow (at first all of them: ``rest_centre``) by more than ``margin``; each round recomputes
     both centres from the last round.
     """
-    moved_centres = np.vstack([_unit(group.mean(axis=0)) for group in moved])
+    moved_centres = np.vstack([unit(group.mean(axis=0)) for group in moved])
     for _ in range(FOLLOW_ROUNDS):
         toward = members @ moved_centres.T
         choice = toward.argmax(axis=1)
         follows = toward[np.arange(len(members)), choice] > members @ rest_centre + margin
-        moved_centres = np.vstack([_unit(np.vstack([group, members[follows & (choice == index)]]).mean(axis=0))
+        moved_centres = np.vstack([unit(np.vstack([group, members[follows & (choice == index)]]).mean(axis=0))
                                    for index, group in enumerate(moved)])
         if follows.all():
             break  # nobody left to be the rest: the last decision stands
-        rest_centre = _unit(members[~follows].mean(axis=0))
+        rest_centre = unit(members[~follows].mean(axis=0))
     return choice, follows
 
 
@@ -127,7 +128,3 @@ def _is_split_off_piece(moved: np.ndarray, stay: np.ndarray, centre: np.ndarray,
     """True when the moved rows are a tenth or more of their cluster and as typical of it as its members."""
     share = len(moved) / (len(moved) + len(stay))
     return share >= WHOLE_CLUSTER_SHARE and float((moved @ centre).mean()) >= float(stay.mean()) - margin
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return np.asarray(vector / max(float(np.linalg.norm(vector)), 1e-12))

@@ -272,3 +272,68 @@ def test_grouping_margin_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert make_clusterer(Settings()).coarser_margin == 0.05
     monkeypatch.setenv("FEEDBACKLOOP_CLUSTER_GROUP_MARGIN", "inf")
     assert make_clusterer(Settings()).coarser_margin == float("inf")
+
+
+def test_clusterers_are_scikit_learn_estimators() -> None:
+    from sklearn.base import clone
+
+    from clustering.spectral import SpectralThemeClusterer
+
+    points, _ = many_blobs()
+    for clusterer in (AgglomerativeThemeClusterer(distance_threshold=0.6, min_size=4),
+                      SpectralThemeClusterer(n_neighbors=15, coarser_margin=0.1)):
+        expected = clusterer.fit_predict(points)
+        assert clusterer.fit(points) is clusterer
+        assert np.array_equal(clusterer.labels_, expected) and clusterer.labels_.dtype == np.int64
+        params = clusterer.get_params()
+        rebuilt = type(clusterer)(**params)
+        assert rebuilt.get_params() == params
+        assert np.array_equal(rebuilt.fit_predict(points), expected)
+        copy = clone(clusterer)
+        assert copy is not clusterer and not hasattr(copy, "labels_")  # clone copies parameters, not the fit
+        assert np.array_equal(copy.fit_predict(points), expected)
+    # set_params is the same as constructing with the parameter.
+    changed = SpectralThemeClusterer().set_params(distance_threshold=0.5)
+    assert changed.distance_threshold == 0.5
+    assert np.array_equal(changed.fit_predict(points),
+                          SpectralThemeClusterer(distance_threshold=0.5).fit_predict(points))
+
+
+def test_pipeline_uses_the_labeller_and_vectorizer_it_is_given() -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from clustering.labels import ThemeLabel, ThemeLabeller, label_themes
+
+    points, _ = blobs()
+    texts = [f"theme{t} word{t} item" for t in np.repeat(np.arange(4), 25)]
+    clusterer = AgglomerativeThemeClusterer(distance_threshold=0.5)
+
+    class Fixed:
+        def label(self, texts: object, embeddings: np.ndarray, labels: np.ndarray) -> dict[int, ThemeLabel]:
+            return {int(t): ThemeLabel(f"theme {t}", [], []) for t in set(labels.tolist()) if t >= 0}
+
+    result = ThemePipeline(clusterer, labeller=Fixed()).run(texts, points)
+    assert sorted(info.title for info in result.themes.values()) == [f"theme {t}" for t in range(4)]
+    assert set(result.centroids) == set(result.themes)
+    # The default labeller is label_themes; a vectorizer of its own changes the words, not the quotes.
+    default = ThemePipeline(clusterer).run(texts, points)
+    assert default.themes == label_themes(texts, points, default.labels)
+    vectorizer = CountVectorizer(token_pattern=r"(?u)\bword\w+\b")
+    custom = ThemePipeline(clusterer, ThemeLabeller(vectorizer, top_n=1)).run(texts, points)
+    assert hasattr(vectorizer, "vocabulary_")  # this object counted the terms
+    assert all(len(info.keywords) == 1 and info.keywords[0].startswith("word") for info in custom.themes.values())
+    assert [info.quote_indices for info in custom.themes.values()] == [
+        info.quote_indices for info in default.themes.values()]
+
+
+def test_vector_helpers_normalise_without_dividing_by_zero() -> None:
+    from clustering.vectors import average_linkage, unit, unit_rows
+
+    rows = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
+    assert unit_rows(rows).dtype == np.float32 and unit(rows[0]).dtype == np.float32
+    assert np.array_equal(unit_rows(rows), np.array([[0.6, 0.8], [0.0, 0.0]], dtype=np.float32))
+    assert np.array_equal(unit(rows[0]), rows[0] / np.float32(5.0)) and not unit(rows[1]).any()
+    points, truth = blobs()
+    labels = average_linkage(points, 0.5)
+    assert labels.dtype == np.int64 and len(set(labels.tolist())) == 4
+    assert all(len(set(truth[labels == label].tolist())) == 1 for label in set(labels.tolist()))
