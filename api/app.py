@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.errors import install_error_handlers
 from api.routes import channels, dashboard, deliveries, feedback, health, jira_webhook, rules, themes, webhooks
 from core import __version__
 from core.db import WalCheckpointer
+from core.intake.group_commit import WebhookIntake
 from core.loop import FeedbackLoop
-from core.settings import Settings
+from core.settings import Settings, get_settings
 
 
 def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
@@ -33,8 +36,18 @@ def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     app = FastAPI(title="feedbackloop", version=__version__, lifespan=lifespan,
                   description="Customer feedback in, themes out, owners told.")
     app.state.loop = feedback_loop
-    for module in (health, feedback, themes, webhooks, channels, dashboard):
+    # One intake per app: its group commits and channel cache belong to this app's engine.
+    app.state.webhook_intake = WebhookIntake(feedback_loop)
+    install_error_handlers(app)
+    for module in (health, feedback, themes, webhooks, channels, dashboard, deliveries, rules, jira_webhook):
         app.include_router(module.router)
-    for module in (deliveries, rules, jira_webhook):
-        app.include_router(module.router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """The served app, built by uvicorn from the environment's settings (``feedbackloop serve``)."""
+    app = create_app(get_settings())
+    # Everything loaded so far lives as long as the process: moving it out of the collector's sight
+    # keeps full collections short, which would otherwise show up as latency spikes under load.
+    gc.freeze()
     return app

@@ -1,15 +1,17 @@
-"""Request dependencies: the FeedbackLoop, a database session, and API-key checks."""
+"""Request dependencies: the FeedbackLoop, a database session, the webhook intake, and API-key checks."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.auth.api_keys import role_for_key
+from core.errors import Forbidden, Unauthorized
+from core.intake.group_commit import WebhookIntake
 from core.loop import FeedbackLoop
 
 
@@ -19,6 +21,15 @@ def get_loop(request: Request) -> FeedbackLoop:
 
 
 LoopDep = Annotated[FeedbackLoop, Depends(get_loop)]
+
+
+async def get_webhook_intake(request: Request) -> WebhookIntake:
+    """The intake ``create_app`` built; async, so FastAPI does not hop to a worker thread for it."""
+    intake: WebhookIntake = request.app.state.webhook_intake
+    return intake
+
+
+IntakeDep = Annotated[WebhookIntake, Depends(get_webhook_intake)]
 
 
 def get_session(loop: LoopDep) -> Iterator[Session]:
@@ -36,16 +47,19 @@ def require_key(loop: LoopDep, session: SessionDep,
     key = credentials.credentials if credentials is not None else None
     role = role_for_key(session, loop.settings, key)
     if role is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            detail="missing or invalid API key; send 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("missing or invalid API key; send 'Authorization: Bearer <key>'",
+                           headers={"WWW-Authenticate": "Bearer"})
     return role
 
 
 RoleDep = Annotated[str, Depends(require_key)]
 
 
-def require_admin(role: str, what: str) -> None:
-    """403 unless the caller's key is an admin key."""
+def require_admin(role: RoleDep) -> str:
+    """The caller's role, when it is admin; 403 for every other key."""
     if role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{what} needs an admin key")
+        raise Forbidden("this needs an admin key")
+    return role
+
+
+AdminDep = Annotated[str, Depends(require_admin)]

@@ -12,24 +12,22 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_session_factory, migrate, session_scope
+from core.errors import ConfigurationError
 from core.plugin_manager import channel_types, embedders, make_plugin_manager, target_types
 from core.settings import Settings
 from core.types import ChannelType, TargetType
 
 
-class ConfigurationError(RuntimeError):
-    """A setting or a plugin choice that cannot work; the message says which and why."""
-
-
 class FeedbackLoop:
     def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None,
-                 engine: Engine | None = None, serving: bool = False) -> None:
+                 engine: Engine | None = None, serving: bool = False, embedder: Any | None = None) -> None:
         self.settings = settings
         self.pm = pm if pm is not None else make_plugin_manager(load_plugins=settings.load_plugins)
         self.engine = engine if engine is not None else make_engine(settings.database_url,
                                                                      background_checkpoints=serving)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
-        self._embedder: Any = None
+        # Given, it stands in for the configured model (tests, benchmarks), which is then never loaded.
+        self._embedder: Any = embedder
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -49,7 +47,7 @@ class FeedbackLoop:
 
     @property
     def embedder(self) -> Any:
-        """The configured embedder, built on first use (loading a model takes seconds)."""
+        """The embedder passed in, else the configured one, built on first use (loading a model takes seconds)."""
         if self._embedder is None:
             factories = embedders(self.pm)
             name = self.settings.embedding_model

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,11 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core.clock import utcnow
 from core.db import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Owner(Base):
@@ -96,7 +93,7 @@ class ThemeMembership(Base):
     __tablename__ = "theme_memberships"
     item_id: Mapped[int] = mapped_column(ForeignKey("feedback_items.id", ondelete="CASCADE"), primary_key=True)
     theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), index=True)
-    source: Mapped[str] = mapped_column(String(16), default="machine")  # "machine" or "human"
+    source: Mapped[str] = mapped_column(String(16), default="machine")  # core.types.MembershipSource
     score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -33,8 +33,6 @@ DEFAULT_PLUGINS = (
     "plugins.redmine",
     "plugins.chat_webhook",
     "plugins.email_smtp",
-    "plugins.discourse_reply",
-    "plugins.github_reply",
 )
 
 LOAD_PLUGINS_ENV = "FEEDBACKLOOP_LOAD_PLUGINS"

@@ -5,7 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
 
 
 class Settings(BaseSettings):
@@ -37,5 +40,13 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings, read once; tests call ``get_settings.cache_clear()``."""
-    return Settings()
+    """The process's settings, read once; tests call ``get_settings.cache_clear()``.
+
+    A malformed ``FEEDBACKLOOP_*`` variable is a ``ConfigurationError`` naming the variable, not a traceback.
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"FEEDBACKLOOP_{'_'.join(str(part) for part in problem['loc']).upper()}: "
+                             f"{problem['msg']} (got {problem.get('input')!r})" for problem in error.errors())
+        raise ConfigurationError(f"invalid setting - {problems}") from error

@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from core.errors import FeedbackloopError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+class ThemeStatus(StrEnum):
+    """Where a theme stands; people set the first six, the clustering the last two."""
+
+    NEW = "new"
+    TRIAGED = "triaged"
+    PLANNED = "planned"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    DECLINED = "declined"
+    IGNORED = "ignored"
+    # No longer found by the clustering (kept, so its tickets and history still point somewhere).
+    ARCHIVED = "archived"
+    # A person merged it into another theme.
+    MERGED = "merged"
+
+
+# Themes routing sends to owners, themes whose people hear back, themes nobody sees in lists.
+ROUTABLE_STATUSES = (ThemeStatus.NEW, ThemeStatus.TRIAGED, ThemeStatus.PLANNED, ThemeStatus.IN_PROGRESS)
+CLOSED_STATUSES = (ThemeStatus.DONE, ThemeStatus.DECLINED)
+INACTIVE_STATUSES = (ThemeStatus.ARCHIVED, ThemeStatus.MERGED)
+
+
+class MembershipSource(StrEnum):
+    """Who put an item in its theme: the clustering (it may move it again) or a person (it never does)."""
+
+    MACHINE = "machine"
+    HUMAN = "human"
 
 
 @dataclass
@@ -54,13 +90,36 @@ class IntakeResult:
     restored_ids: list[str] = field(default_factory=list)
 
 
-class WebhookRejected(Exception):
+class WebhookRejected(FeedbackloopError):
     """Raised by an intake plugin to refuse a delivery with an HTTP status and a message."""
 
     def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
+        super().__init__(message, status_code=status_code)
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A stored item as a channel's reply capability sees it: where it came from, and what it said of itself."""
+
+    channel: str
+    external_id: str
+    url: str | None
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ThreadReplies:
+    """A channel type's optional capability to answer in the threads its items came from (closing the loop).
+
+    ``thread_of`` names an item's thread (a forum topic, an issue) or None when it has none that can be
+    answered; ``opener_id`` is the external id of the item that opened a thread, when the channel knows it
+    (a reply in a thread whose opener was erased would be writing to that person); ``post`` posts the
+    request's text in the thread and returns a reference to the reply, raising on failure.
+    """
+
+    thread_of: Callable[[StoredItem], str | None]
+    post: Callable[[ReplyRequest], str]
+    opener_id: Callable[[str], str | None] = field(default=lambda _thread: None)
 
 
 @dataclass(frozen=True)
@@ -70,6 +129,8 @@ class ChannelType:
     name: str
     description: str
     handle_webhook: Callable[[WebhookRequest], IntakeResult]
+    # Optional: answering in the channel's threads, used to tell people what became of their feedback.
+    replies: ThreadReplies | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +182,8 @@ class DeliveryRequest:
     existing_ref: str | None = None
     # Set for a growth update: stable per (ticket, volume), so a target can skip a comment it already made.
     update_key: str | None = None
+    # The theme's page in the workspace, also the body's last line; a target may show it as a link.
+    link: str | None = None
     # "ticket" (create or update the theme's ticket) or "spike" (an urgent notice about a sudden burst).
     event: str = "ticket"
 
@@ -142,6 +205,18 @@ class TargetType:
     deliver: Callable[[DeliveryRequest], DeliveryResult]
     # Optional: the ticket's current status in the tracker, given the target options and the ticket ref.
     read_status: Callable[[Mapping[str, Any], str], str | None] | None = None
+    # Optional: the tracker's own webhook (``POST /trackers/{name}/webhook``), verified and read by the plugin.
+    status_webhook: Callable[[WebhookRequest], TrackerStatusEvent] | None = None
+
+
+@dataclass(frozen=True)
+class TrackerStatusEvent:
+    """What a tracker's webhook said: the ticket known by any of ``refs`` now has ``status``, or the event
+    says nothing about a status (``ignored`` gives the reason)."""
+
+    refs: tuple[str, ...] = ()
+    status: str | None = None
+    ignored: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,3 +232,12 @@ class ReplyRequest:
     url: str | None
     metadata: Mapping[str, Any]
     text: str
+
+
+class Embedder(Protocol):
+    """What an embedder factory (``register_embedders``) returns: L2-normalised float32 rows, one per text."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> npt.NDArray[np.float32]: ...

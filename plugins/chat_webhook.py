@@ -8,13 +8,13 @@ lost answer can post twice; the text names the theme, so a reader sees it is the
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
 from core import hookimpl
+from core.secrets import secret_from_env
 from core.types import DeliveryRequest, DeliveryResult, TargetType
 
 REQUEST_TIMEOUT_S = 10.0
@@ -23,18 +23,14 @@ REQUEST_TIMEOUT_S = 10.0
 def webhook_url(options: Mapping[str, Any]) -> str:
     if options.get("url"):
         return str(options["url"])
-    env = options.get("url_env")
-    url = os.environ.get(str(env)) if env else None
-    if not url:
-        raise ValueError("chat_webhook target needs a 'url' option or 'url_env' naming a set environment variable")
-    return url
+    return secret_from_env(options, "url_env", "a chat_webhook target without a 'url' option")
 
 
 def message(request: DeliveryRequest) -> str:
     if request.event == "spike":
         return f":rotating_light: *{request.title}*\n{request.body}"
     if request.existing_ref is not None:
-        link = request.body.rsplit("\n", 1)[-1]
+        link = request.link or request.body.rsplit("\n", 1)[-1]
         return f"*{request.title}*\nThe theme grew to {request.theme.volume} items.\n{link}"
     return f"*{request.title}*\n{request.body}"
 
@@ -46,6 +42,6 @@ def deliver(request: DeliveryRequest) -> DeliveryResult:
 
 
 @hookimpl
-def register_target_types(register: Any) -> None:
+def register_target_types(register: Callable[[TargetType], None]) -> None:
     register(TargetType(name="chat_webhook", description="Slack-compatible incoming webhook (JSON text)",
                         deliver=deliver))

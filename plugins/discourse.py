@@ -17,12 +17,14 @@ Options: ``exclude_staff`` (default false), ``exclude_bots`` (default true), ``e
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
 from core import hookimpl
-from core.types import ChannelType, IntakeResult, ItemDraft, WebhookRejected, WebhookRequest
+from core.types import ChannelType, IntakeResult, ItemDraft, ThreadReplies, WebhookRejected, WebhookRequest
+from plugins.discourse_reply import opener_id, post_reply, thread_of
 from plugins.webhook_signing import parse_json, parse_timestamp, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Discourse-Event-Signature"
@@ -198,6 +200,7 @@ def _topic_event(request: WebhookRequest, event: str, topic: dict[str, Any], ins
 
 
 @hookimpl
-def register_channel_types(register: Any) -> None:
+def register_channel_types(register: Callable[[ChannelType], None]) -> None:
     register(ChannelType(name="discourse", description="Discourse forum webhook (posts and topics)",
-                         handle_webhook=handle_webhook))
+                         handle_webhook=handle_webhook,
+                         replies=ThreadReplies(thread_of=thread_of, post=post_reply, opener_id=opener_id)))

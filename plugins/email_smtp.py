@@ -10,14 +10,14 @@ Target options: ``host``, ``port`` (default 25), ``from``, ``to`` (an address or
 from __future__ import annotations
 
 import hashlib
-import os
 import smtplib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
 from core import hookimpl
+from core.secrets import env_secret
 from core.types import DeliveryRequest, DeliveryResult, TargetType
 
 SMTP_TIMEOUT_S = 20.0
@@ -62,8 +62,7 @@ def build_message(request: DeliveryRequest) -> EmailMessage:
 def deliver(request: DeliveryRequest) -> DeliveryResult:
     options = request.options
     mail = build_message(request)
-    password_env = options.get("password_env")
-    password = os.environ.get(str(password_env)) if password_env else None
+    password = env_secret(options.get("password_env"))
     with smtplib.SMTP(str(options["host"]), int(options.get("port", 25)), timeout=SMTP_TIMEOUT_S) as smtp:
         if options.get("starttls"):
             smtp.starttls()
@@ -74,6 +73,6 @@ def deliver(request: DeliveryRequest) -> DeliveryResult:
 
 
 @hookimpl
-def register_target_types(register: Any) -> None:
+def register_target_types(register: Callable[[TargetType], None]) -> None:
     register(TargetType(name="email", description="E-mail over SMTP, updates threaded as replies",
                         deliver=deliver))

@@ -10,6 +10,7 @@ HMAC-SHA256(secret, raw body)>``; ``X-Feedbackloop-Delivery`` (optional) is the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -74,6 +75,6 @@ def handle_webhook(request: WebhookRequest) -> IntakeResult:
 
 
 @hookimpl
-def register_channel_types(register: Any) -> None:
+def register_channel_types(register: Callable[[ChannelType], None]) -> None:
     register(ChannelType(name="webhook", description="Generic signed JSON webhook with a field mapping",
                          handle_webhook=handle_webhook))

@@ -12,10 +12,12 @@ COLLABORATOR), ``exclude_labels`` (comma-separated), ``allow_unsigned`` (trusted
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from core import hookimpl
-from core.types import ChannelType, IntakeResult, ItemDraft, WebhookRejected, WebhookRequest
+from core.types import ChannelType, IntakeResult, ItemDraft, ThreadReplies, WebhookRejected, WebhookRequest
+from plugins.github_reply import post_reply, thread_of
 from plugins.webhook_signing import parse_json, parse_timestamp, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -100,6 +102,7 @@ def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
 
 
 @hookimpl
-def register_channel_types(register: Any) -> None:
+def register_channel_types(register: Callable[[ChannelType], None]) -> None:
     register(ChannelType(name="github", description="GitHub issues, discussions and comments webhook",
-                         handle_webhook=handle_webhook))
+                         handle_webhook=handle_webhook,
+                         replies=ThreadReplies(thread_of=thread_of, post=post_reply)))

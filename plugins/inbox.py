@@ -7,7 +7,7 @@ shows each owner's inbox from that table.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from core import hookimpl
 from core.types import DeliveryRequest, DeliveryResult, TargetType
@@ -18,6 +18,6 @@ def deliver(request: DeliveryRequest) -> DeliveryResult:
 
 
 @hookimpl
-def register_target_types(register: Any) -> None:
+def register_target_types(register: Callable[[TargetType], None]) -> None:
     register(TargetType(name="inbox", description="Built-in inbox in the feedbackloop database",
                         deliver=deliver))

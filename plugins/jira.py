@@ -15,14 +15,22 @@ Target options (``target_options`` in a rule):
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jira import JIRA
 
 from core import hookimpl
-from core.types import DeliveryRequest, DeliveryResult, TargetType
+from core.secrets import secret_from_env
+from core.types import (
+    DeliveryRequest,
+    DeliveryResult,
+    TargetType,
+    TrackerStatusEvent,
+    WebhookRejected,
+    WebhookRequest,
+)
+from plugins.webhook_signing import parse_json, verify
 
 KEY_LABEL_PREFIX = "feedbackloop-"
 MARKER_PREFIX = "feedbackloop-update-"
@@ -45,10 +53,7 @@ def is_cloud(options: Mapping[str, Any]) -> bool:
 def connect(options: Mapping[str, Any]) -> JIRA:
     if not options.get("server") or not options.get("project"):
         raise ValueError("jira target needs 'server' and 'project' options")
-    token_env = options.get("token_env")
-    token = os.environ.get(str(token_env)) if token_env else None
-    if token_env and not token:
-        raise ValueError(f"jira target: environment variable {token_env!r} (the API token) is not set")
+    token = secret_from_env(options, "token_env", "the jira target's API token") if options.get("token_env") else None
     basic_auth = (str(options.get("user", "")), token) if token else None
     # max_retries=0: retries belong to the delivery worker, with its backoff and circuit breaker.
     return JIRA(server=str(options["server"]), basic_auth=basic_auth, max_retries=0, timeout=REQUEST_TIMEOUT_S,
@@ -114,7 +119,7 @@ def deliver(request: DeliveryRequest) -> DeliveryResult:
     options = request.options
     client = connect(options)
     try:
-        link = request.body.rsplit("\n", 1)[-1]
+        link = request.link or request.body.rsplit("\n", 1)[-1]
         server = str(options["server"]).rstrip("/")
         issue_key = request.existing_ref
         if issue_key is None and (found := find_issue(client, options, key_label(request.idempotency_key))):
@@ -158,7 +163,27 @@ def read_status(options: Mapping[str, Any], ref: str) -> str | None:
         client.close()  # type: ignore[no-untyped-call]
 
 
+STATUS_EVENTS = ("jira:issue_updated",)
+
+
+def status_webhook(request: WebhookRequest) -> TrackerStatusEvent:
+    """Jira's ``jira:issue_updated`` admin webhook, signed with HMAC-SHA256 in ``X-Hub-Signature``."""
+    verify(request.secret, request.body, request.headers, "X-Hub-Signature", {})
+    payload = parse_json(request.body)
+    event = payload.get("webhookEvent") if isinstance(payload, dict) else None
+    if event not in STATUS_EVENTS:
+        return TrackerStatusEvent(ignored=f"event {event!r} is not handled")
+    issue = payload.get("issue")
+    fields = issue.get("fields") if isinstance(issue, dict) else None
+    tracker_status = fields.get("status") if isinstance(fields, dict) else None
+    name = tracker_status.get("name") if isinstance(tracker_status, dict) else None
+    if not isinstance(issue, dict) or not isinstance(name, str) or not (issue.get("key") or issue.get("id")):
+        raise WebhookRejected(400, "payload needs issue.key (or issue.id) and issue.fields.status.name")
+    return TrackerStatusEvent(refs=tuple(str(issue[field]) for field in ("key", "id") if issue.get(field)),
+                              status=name)
+
+
 @hookimpl
-def register_target_types(register: Any) -> None:
+def register_target_types(register: Callable[[TargetType], None]) -> None:
     register(TargetType(name="jira", description="Jira Cloud (REST v3) or Server/Data Center (REST v2)",
-                        deliver=deliver, read_status=read_status))
+                        deliver=deliver, read_status=read_status, status_webhook=status_webhook))

@@ -7,9 +7,9 @@ A small rule set that reads the text the way a triager would; a plugin can repla
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from core import hookimpl
+from core.types import ItemDraft
 from plugins.sentiment import sentiment_of
 
 IDEA = re.compile(
@@ -47,7 +47,7 @@ def classify(text: str, sentiment: float | None = None) -> str:
 
 
 @hookimpl
-def enrich_item(item: Any) -> None:
+def enrich_item(item: ItemDraft) -> None:
     if item.kind is None:
         if item.sentiment is None:  # computed once: the sentiment plugin keeps a score already there
             item.sentiment = sentiment_of(item.text)

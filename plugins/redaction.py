@@ -7,9 +7,9 @@ database only. We redact generously: a false positive costs a word, a false nega
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from core import hookimpl
+from core.types import ItemDraft
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 # IBAN: printed uppercase in groups of four, or typed in one run (any case).
@@ -42,5 +42,5 @@ def _iban_if_plausible(match: re.Match[str]) -> str:
 
 
 @hookimpl
-def enrich_item(item: Any) -> None:
+def enrich_item(item: ItemDraft) -> None:
     item.redacted_text = redact(item.redacted_text if item.redacted_text is not None else item.text)

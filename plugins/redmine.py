@@ -13,13 +13,13 @@ status).
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
 from core import hookimpl
+from core.secrets import secret_from_env
 from core.types import DeliveryRequest, DeliveryResult, TargetType
 
 REQUEST_TIMEOUT_S = 20.0
@@ -32,10 +32,7 @@ def marker(key: str) -> str:
 def client_for(options: Mapping[str, Any]) -> httpx.Client:
     if not options.get("url") or not options.get("project"):
         raise ValueError("redmine target needs 'url' and 'project' options")
-    key_env = str(options.get("api_key_env", ""))
-    api_key = os.environ.get(key_env) if key_env else None
-    if not api_key:
-        raise ValueError(f"redmine target: environment variable {key_env or 'api_key_env'!r} (the API key) is not set")
+    api_key = secret_from_env(options, "api_key_env", "the redmine target's API key")
     return httpx.Client(base_url=str(options["url"]).rstrip("/"), timeout=REQUEST_TIMEOUT_S,
                         headers={"X-Redmine-API-Key": api_key, "Content-Type": "application/json"})
 
@@ -95,6 +92,6 @@ def read_status(options: Mapping[str, Any], ref: str) -> str | None:
 
 
 @hookimpl
-def register_target_types(register: Any) -> None:
+def register_target_types(register: Callable[[TargetType], None]) -> None:
     register(TargetType(name="redmine", description="Redmine issues over the REST API (status by polling)",
                         deliver=deliver, read_status=read_status))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from core import hookimpl
 from core.routing.rules import load_rules
-from core.types import OwnerChoice
+from core.settings import Settings
+from core.types import OwnerChoice, ThemeView
 
 
 @hookimpl(trylast=True)
-def choose_owner(theme: Any, settings: Any) -> OwnerChoice | None:
+def choose_owner(theme: ThemeView, settings: Settings) -> OwnerChoice | None:
     if settings.rules_file is None:
         return None
     return load_rules(settings.rules_file).decide(theme)

@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from core import hookimpl
+from core.types import ItemDraft
 
 
 @cache
@@ -21,6 +22,6 @@ def sentiment_of(text: str) -> float:
 
 
 @hookimpl
-def enrich_item(item: Any) -> None:
+def enrich_item(item: ItemDraft) -> None:
     if item.sentiment is None:
         item.sentiment = sentiment_of(item.text)

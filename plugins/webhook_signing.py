@@ -7,10 +7,12 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
+from core.clock import parse_timestamp
 from core.types import WebhookRejected
+
+__all__ = ["parse_json", "parse_timestamp", "sign", "split_option", "truthy", "verify"]
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -46,13 +48,3 @@ def parse_json(body: bytes) -> Any:
 def split_option(options: Mapping[str, Any], key: str) -> set[str]:
     """A comma-separated option as a set of lower-case values."""
     return {part.strip().lower() for part in str(options.get(key, "") or "").split(",") if part.strip()}
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp as sent by Discourse and GitHub ("Z" included), or None when absent or malformed."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import LoopDep, RoleDep, SessionDep, require_admin
-from core.intake.channels import ChannelError, add_channel, list_channels, remove_channel
+from api.deps import AdminDep, IntakeDep, LoopDep, SessionDep
+from core.intake.channels import add_channel, list_channels, remove_channel
 from core.models import Channel
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
@@ -31,12 +31,6 @@ class ChannelPublic(BaseModel):
     created_at: datetime
 
 
-def forget_cached_channels(request: Request) -> None:
-    intake = getattr(request.app.state, "webhook_intake", None)
-    if intake is not None:
-        intake.forget_channels()
-
-
 def public_channel(channel: Channel, public_url: str) -> ChannelPublic:
     return ChannelPublic(name=channel.name, plugin=channel.plugin, secret_env=channel.secret_env,
                          options=channel.options or {}, created_at=channel.created_at,
@@ -44,33 +38,24 @@ def public_channel(channel: Channel, public_url: str) -> ChannelPublic:
 
 
 @router.get("", operation_id="list_channels")
-def get_channels(loop: LoopDep, session: SessionDep, role: RoleDep) -> list[ChannelPublic]:
+def get_channels(loop: LoopDep, session: SessionDep, _admin: AdminDep) -> list[ChannelPublic]:
     """Every configured channel."""
-    require_admin(role, "managing channels")
     return [public_channel(channel, loop.settings.public_url) for channel in list_channels(session)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, operation_id="add_channel")
-def post_channel(body: ChannelCreate, request: Request, loop: LoopDep, session: SessionDep,
-                 role: RoleDep) -> ChannelPublic:
+def post_channel(body: ChannelCreate, intake: IntakeDep, loop: LoopDep, session: SessionDep,
+                 _admin: AdminDep) -> ChannelPublic:
     """Add a channel; its deliveries go to ``POST /webhooks/{name}``."""
-    require_admin(role, "managing channels")
-    try:
-        channel = add_channel(loop, session, body.name, body.plugin, body.secret_env, body.options)
-    except ChannelError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from error
-    forget_cached_channels(request)
+    channel = add_channel(loop, session, body.name, body.plugin, body.secret_env, body.options)
+    intake.forget_channels()
     return public_channel(channel, loop.settings.public_url)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, operation_id="remove_channel")
-def delete_channel(name: str, request: Request, session: SessionDep, role: RoleDep) -> Response:
+def delete_channel(name: str, intake: IntakeDep, session: SessionDep, _admin: AdminDep) -> Response:
     """Remove a channel: intake stops, its items stay."""
-    require_admin(role, "managing channels")
-    try:
-        remove_channel(session, name)
-        session.commit()  # committed before the cache is dropped, so the next delivery sees the removal
-    except ChannelError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from error
-    forget_cached_channels(request)
+    remove_channel(session, name)
+    session.commit()  # committed before the cache is dropped, so the next delivery sees the removal
+    intake.forget_channels()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import SessionDep
 from core.intake.queries import ItemFilter, inboxes, list_items
-from core.models import Theme
-from core.themes.build import theme_view, theme_views
+from core.themes.views import get_theme, theme_view, theme_views
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
@@ -30,9 +29,7 @@ def themes_page(request: Request, session: SessionDep) -> HTMLResponse:
 
 @router.get("/themes/{theme_id}", response_class=HTMLResponse)
 def theme_page(theme_id: int, request: Request, session: SessionDep) -> HTMLResponse:
-    theme = session.get(Theme, theme_id)
-    if theme is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no theme with id {theme_id}")
+    theme = get_theme(session, theme_id)
     _, items = list_items(session, ItemFilter(theme_id=theme_id), limit=200, offset=0)
     return templates.TemplateResponse(request, "theme.html",
                                       {"theme": theme_view(session, theme), "items": items})

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import RoleDep, SessionDep
 from core.models import Delivery
-from core.routing.outbox import DeliveryError, list_deliveries, retry_delivery
+from core.routing.outbox import list_deliveries, retry_delivery
 
 router = APIRouter(prefix="/api/v1", tags=["deliveries"])
 
@@ -41,16 +41,10 @@ def public_delivery(delivery: Delivery) -> DeliveryPublic:
 def get_deliveries(session: SessionDep, _role: RoleDep, state: str | None = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeliveryPublic]:
     """Deliveries, optionally only one state: pending, sent, failed (retrying) or dead (gave up)."""
-    try:
-        return [public_delivery(delivery) for delivery in list_deliveries(session, state, limit)]
-    except DeliveryError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from error
+    return [public_delivery(delivery) for delivery in list_deliveries(session, state, limit)]
 
 
 @router.post("/deliveries/{delivery_id}/retry", operation_id="retry_delivery")
 def post_retry(delivery_id: int, session: SessionDep, role: RoleDep) -> DeliveryPublic:
     """Make a failed or dead delivery due now; the worker's next round sends it."""
-    try:
-        return public_delivery(retry_delivery(session, delivery_id, actor=f"api:{role}"))
-    except DeliveryError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from error
+    return public_delivery(retry_delivery(session, delivery_id, actor=f"api:{role}"))

@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 
 from api.deps import LoopDep, RoleDep, SessionDep
 from api.schemas import FeedbackBatch, FeedbackCreate, FeedbackPage, FeedbackPublic, IngestResult
-from core.intake.ingest import InvalidItem, ingest
+from core.intake.ingest import ingest
 from core.intake.queries import ItemFilter, list_items
 from core.models import FeedbackItem
 from core.types import ItemDraft
@@ -32,10 +32,7 @@ def create_feedback(body: FeedbackCreate | FeedbackBatch, loop: LoopDep, session
     drafts = [ItemDraft(text=entry.text, channel=entry.channel, external_id=entry.external_id,
                         author=entry.author, url=entry.url, created_at=entry.created_at,
                         metadata=dict(entry.metadata)) for entry in entries]
-    try:
-        report = ingest(loop, session, drafts)
-    except InvalidItem as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(error)) from error
+    report = ingest(loop, session, drafts)
     return IngestResult(created=report.created, updated=report.updated, duplicates=report.duplicates,
                         ids=report.item_ids)
 

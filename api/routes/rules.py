@@ -3,19 +3,16 @@ closing-the-loop reply template. Changing rules or the template needs an admin k
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import LoopDep, RoleDep, SessionDep, require_admin
+from api.deps import AdminDep, LoopDep, RoleDep, SessionDep
 from core.routing.plan import decide
-from core.routing.replies import TemplateError, reply_template, set_reply_template
-from core.routing.rules import RulesError, RuleSet, load_rules, parse_rules
+from core.routing.replies import reply_template, set_reply_template
+from core.routing.rules import RuleSet, configured_rules_path, load_rules, parse_rules, replace_rules_file
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
 
@@ -28,63 +25,37 @@ class TemplateBody(BaseModel):
     template: str = Field(min_length=1, max_length=5_000, description="Text with $theme, $status and $link.")
 
 
-def _rules_path(loop: LoopDep) -> Path:
-    if loop.settings.rules_file is None:
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            detail="no rules file configured; set FEEDBACKLOOP_RULES_FILE")
-    return Path(loop.settings.rules_file)
-
-
 def _summary(rules: RuleSet) -> dict[str, Any]:
     return {"rules": [asdict(rule) for rule in rules.rules], "spikes": [asdict(spike) for spike in rules.spikes],
             "default": asdict(rules.default) if rules.default else None}
 
 
-def _parse(source: str) -> RuleSet:
-    try:
-        return parse_rules(source, origin="rules")
-    except RulesError as error:
-        raise HTTPException(422, detail=str(error)) from error
-
-
 @router.get("/rules", operation_id="get_rules")
 def get_rules(loop: LoopDep, _role: RoleDep) -> dict[str, Any]:
     """The rules file: its text and the parsed rules in the order they are tried."""
-    path = _rules_path(loop)
-    try:
-        rules = load_rules(path)
-    except RulesError as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
+    path = configured_rules_path(loop.settings.rules_file)
+    rules = load_rules(path)
     return {"file": str(path), "source": path.read_text(encoding="utf-8"), **_summary(rules)}
 
 
 @router.post("/rules/validate", operation_id="validate_rules")
 def validate_rules(body: RulesSource, _role: RoleDep) -> dict[str, Any]:
     """Check a rules file without saving it; 422 names the line and the reason."""
-    return {"valid": True, **_summary(_parse(body.source))}
+    return {"valid": True, **_summary(parse_rules(body.source, origin="rules"))}
 
 
 @router.put("/rules", operation_id="replace_rules")
-def put_rules(body: RulesSource, loop: LoopDep, role: RoleDep) -> dict[str, Any]:
+def put_rules(body: RulesSource, loop: LoopDep, _admin: AdminDep) -> dict[str, Any]:
     """Replace the rules file; an invalid one is refused (422) and the old file stays as it was."""
-    require_admin(role, "changing routing")
-    path = _rules_path(loop)
-    rules = _parse(body.source)
-    # Write beside the file and rename over it, so a reader never sees half a file.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(body.source)
-    os.replace(temporary, path)
+    path = configured_rules_path(loop.settings.rules_file)
+    rules = replace_rules_file(path, body.source)
     return {"file": str(path), **_summary(rules)}
 
 
 @router.get("/routing/dry-run", operation_id="routing_dry_run")
 def routing_dry_run(loop: LoopDep, session: SessionDep, _role: RoleDep) -> list[dict[str, Any]]:
     """For every active theme: who would get it and which rule decided, or a suggested owner."""
-    try:
-        decisions = decide(loop, session, suggest=True)
-    except RulesError as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
+    decisions = decide(loop, session, suggest=True)
     return [{"theme_id": d.theme.id, "label": d.theme.label, "volume": d.theme.volume,
              "owner": d.choice.owner if d.choice else None, "target": d.choice.target_type if d.choice else None,
              "rule": d.choice.rule if d.choice else None,
@@ -97,11 +68,7 @@ def get_reply_template(session: SessionDep, _role: RoleDep) -> dict[str, str]:
 
 
 @router.put("/loop/reply-template", operation_id="set_reply_template")
-def put_reply_template(body: TemplateBody, session: SessionDep, role: RoleDep) -> dict[str, str]:
+def put_reply_template(body: TemplateBody, session: SessionDep, _admin: AdminDep) -> dict[str, str]:
     """The message sent to people when their theme is done or declined."""
-    require_admin(role, "changing routing")
-    try:
-        set_reply_template(session, body.template)
-    except TemplateError as error:
-        raise HTTPException(422, detail=str(error)) from error
+    set_reply_template(session, body.template)
     return {"template": body.template}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from api.deps import LoopDep, RoleDep, SessionDep
@@ -10,9 +10,8 @@ from api.routes.feedback import public_item
 from api.schemas import ItemPlacement, ThemeDetail, ThemeMerge, ThemePublic, ThemeSplit, ThemeUpdate
 from core.intake.queries import ItemFilter, list_items
 from core.loop import FeedbackLoop
-from core.models import Theme
-from core.themes.build import theme_view, theme_views
-from core.themes.review import ReviewError, merge_themes, move_item, split_theme, update_theme
+from core.themes.review import merge_themes, move_item, split_theme, update_theme
+from core.themes.views import get_theme, theme_view, theme_views
 from core.types import ThemeView
 
 router = APIRouter(prefix="/api/v1", tags=["themes"])
@@ -32,13 +31,11 @@ def list_themes(session: SessionDep, _role: RoleDep) -> list[ThemePublic]:
 
 
 @router.get("/themes/{theme_id}", operation_id="get_theme")
-def get_theme(theme_id: int, session: SessionDep, _role: RoleDep,
-              limit: Annotated[int, Query(ge=1, le=500)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0) -> ThemeDetail:
+def get_theme_detail(theme_id: int, session: SessionDep, _role: RoleDep,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> ThemeDetail:
     """One theme with its metrics and its items (redacted)."""
-    theme = session.get(Theme, theme_id)
-    if theme is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no theme with id {theme_id}")
+    theme = get_theme(session, theme_id)
     _, items = list_items(session, ItemFilter(theme_id=theme_id), limit, offset)
     summary = public_theme(theme_view(session, theme))
     return ThemeDetail(**summary.model_dump(), items=[public_item(item) for item in items])
@@ -47,31 +44,22 @@ def get_theme(theme_id: int, session: SessionDep, _role: RoleDep,
 @router.patch("/themes/{theme_id}", operation_id="update_theme")
 def patch_theme(theme_id: int, body: ThemeUpdate, loop: LoopDep, session: SessionDep, role: RoleDep) -> ThemePublic:
     """Rename a theme (the name then survives re-clustering), set its status, or pick its owner."""
-    try:
-        theme = update_theme(loop, session, theme_id, actor=f"api:{role}", label=body.label,
-                             status=body.status, owner=body.owner)
-    except ReviewError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from error
+    theme = update_theme(loop, session, theme_id, actor=f"api:{role}", label=body.label,
+                         status=body.status, owner=body.owner)
     return public_theme(theme_view(session, theme))
 
 
 @router.post("/themes/{theme_id}/merge", operation_id="merge_theme")
 def post_merge(theme_id: int, body: ThemeMerge, loop: LoopDep, session: SessionDep, role: RoleDep) -> ThemePublic:
     """Merge this theme into another; later re-clusterings keep them merged."""
-    try:
-        target = merge_themes(loop, session, theme_id, body.into, actor=f"api:{role}")
-    except ReviewError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from error
+    target = merge_themes(loop, session, theme_id, body.into, actor=f"api:{role}")
     return public_theme(theme_view(session, target))
 
 
 @router.post("/themes/{theme_id}/split", status_code=201, operation_id="split_theme")
 def post_split(theme_id: int, body: ThemeSplit, loop: LoopDep, session: SessionDep, role: RoleDep) -> ThemePublic:
     """Split the given items off into a new, named theme; they stay there through re-clustering."""
-    try:
-        new_theme = split_theme(loop, session, theme_id, body.item_ids, body.label, actor=f"api:{role}")
-    except ReviewError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from error
+    new_theme = split_theme(loop, session, theme_id, body.item_ids, body.label, actor=f"api:{role}")
     return public_theme(theme_view(session, new_theme))
 
 
@@ -88,10 +76,5 @@ def post_pin(item_id: int, body: ItemPlacement, loop: LoopDep, session: SessionD
 
 
 def _place(loop: FeedbackLoop, session: Session, item_id: int, theme_id: int, role: str, action: str) -> ThemePublic:
-    try:
-        membership = move_item(loop, session, item_id, theme_id, actor=f"api:{role}", action=action)
-    except ReviewError as error:
-        raise HTTPException(error.status_code, detail=str(error)) from error
-    theme = session.get(Theme, membership.theme_id)
-    assert theme is not None
-    return public_theme(theme_view(session, theme))
+    membership = move_item(loop, session, item_id, theme_id, actor=f"api:{role}", action=action)
+    return public_theme(theme_view(session, get_theme(session, membership.theme_id)))

@@ -5,10 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
+from api.deps import IntakeDep
 from core.intake.channels import MAX_WEBHOOK_BYTES
-from core.intake.group_commit import WebhookIntake
-from core.intake.ingest import InvalidItem
-from core.loop import FeedbackLoop
 from core.types import WebhookRejected
 
 router = APIRouter(tags=["webhooks"])
@@ -28,27 +26,12 @@ async def read_limited(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def webhook_intake(request: Request) -> WebhookIntake:
-    """The app's intake, made on the first delivery (one per app, so one per test client)."""
-    intake: WebhookIntake | None = getattr(request.app.state, "webhook_intake", None)
-    if intake is None:
-        loop: FeedbackLoop = request.app.state.loop
-        intake = WebhookIntake(loop)
-        request.app.state.webhook_intake = intake
-    return intake
-
-
 @router.post("/webhooks/{channel}", status_code=status.HTTP_202_ACCEPTED, operation_id="receive_webhook")
-async def webhook(channel: str, request: Request) -> JSONResponse:
+async def webhook(channel: str, request: Request, intake: IntakeDep) -> JSONResponse:
     """A delivery for a configured channel; answered only after what it carries is committed."""
-    # No dependencies on purpose: FastAPI runs sync dependencies in a worker thread, a hop per request.
-    try:
-        body = await read_limited(request)
-        outcome = await webhook_intake(request).receive(channel, dict(request.headers), body)
-    except WebhookRejected as error:
-        return JSONResponse({"detail": error.message}, status_code=error.status_code)
-    except InvalidItem as error:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+    # Only async dependencies here: FastAPI runs sync ones in a worker thread, a hop per request.
+    body = await read_limited(request)
+    outcome = await intake.receive(channel, dict(request.headers), body)
     if outcome.ignored is not None:
         return JSONResponse({"status": "ignored", "reason": outcome.ignored}, status_code=202)
     report = outcome.report

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from core.clock import utcnow
 from core.intake.file_reader import ColumnMapping, drafts_from_file
-from core.models import utcnow
 from core.types import ItemDraft
 
 DEMO_DIR = Path(__file__).parent

@@ -16,10 +16,11 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, union_all
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
 from core.intake.channels import WebhookOutcome, store_delivery
-from core.intake.ingest import IngestReport, content_hash, content_id, pseudonym_key, pseudonymise
+from core.intake.ingest import IngestReport, content_hash, content_id, draft_row, pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
-from core.models import FeedbackItem, ItemSighting, ItemTombstone, WebhookDelivery, utcnow
+from core.models import FeedbackItem, ItemSighting, ItemTombstone, WebhookDelivery
 from core.types import IntakeResult
 
 Key = tuple[str, str]
@@ -131,16 +132,7 @@ def store_batch(loop: FeedbackLoop, session: Session, deliveries: Sequence[tuple
         fast.append(index)
         for spot, draft in zip(spots, result.items, strict=True):
             loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
-            now = utcnow()
-            rows.append({
-                "channel": channel, "external_id": item_keys[spot][1], "author_pseudonym": authors[spot],
-                "text_original": draft.text,
-                "text_redacted": draft.redacted_text if draft.redacted_text is not None else draft.text,
-                "url": draft.url, "created_at": draft.created_at or now, "received_at": now, "updated_at": now,
-                "metadata_json": dict(draft.metadata), "kind": draft.kind, "sentiment": draft.sentiment,
-                "content_hash": digests[spot], "customer_tier": draft.customer_tier,
-                "account_value": draft.account_value,
-            })
+            rows.append(draft_row(draft, channel, item_keys[spot][1], authors[spot], digests[spot]))
     # Core executemany, not the ORM's bulk insert: nothing here needs identity-map bookkeeping.
     connection = session.connection()
     if rows:

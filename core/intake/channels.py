@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,10 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.errors import FeedbackloopError
 from core.intake.impact import ImpactConfigError, apply_impact, check_options
 from core.intake.ingest import IngestReport, delete_items, ingest, restore_items, validate
 from core.loop import FeedbackLoop
 from core.models import Channel, WebhookDelivery
+from core.secrets import env_secret
 from core.types import IntakeResult, WebhookRejected, WebhookRequest
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -26,12 +27,8 @@ MAX_WEBHOOK_BYTES = 1024 * 1024
 STORE_ATTEMPTS = 3
 
 
-class ChannelError(ValueError):
-    """A channel that cannot be added or found; ``status_code`` is the HTTP answer for the API."""
-
-    def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+class ChannelError(FeedbackloopError):
+    """A channel that cannot be added or found."""
 
 
 def add_channel(loop: FeedbackLoop, session: Session, name: str, plugin: str, secret_env: str | None = None,
@@ -99,7 +96,7 @@ def prepare_delivery(loop: FeedbackLoop, config: ChannelConfig, headers: Mapping
         raise WebhookRejected(503, f"channel {config.name!r} needs plugin {config.plugin!r}, which is not installed")
     secret = None
     if config.secret_env:
-        secret = os.environ.get(config.secret_env)
+        secret = env_secret(config.secret_env)
         if not secret:  # the operator's mistake, not the sender's: 503 makes the sender retry later
             raise WebhookRejected(503, f"channel {config.name!r} reads its secret from ${config.secret_env}, "
                                        "which is not set")

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from core.errors import FeedbackloopError
 from core.intake.ingest import is_tombstoned, pseudonym_key, pseudonymise, scrub_quotes
 from core.models import AuditEntry, FeedbackItem, ItemSighting, ItemTombstone
 
 
-class ForgetError(ValueError):
+class ForgetError(FeedbackloopError):
     """A request that cannot be carried out (e.g. an empty author)."""
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.intake.ingest import IngestReport, ingest, validate
+from core.clock import utcnow
+from core.intake.ingest import IngestReport, InvalidItem, ingest, validate
 from core.loop import FeedbackLoop
-from core.models import ImportRun, utcnow
+from core.models import ImportRun
 from core.types import ItemDraft
 
 CHUNK_ROWS = 500
@@ -33,7 +34,10 @@ def file_digest(path: Path) -> str:
 def import_drafts(loop: FeedbackLoop, path: Path, drafts: Sequence[ItemDraft], channel: str,
                   progress: Callable[[int], None] | None = None, chunk_rows: int = CHUNK_ROWS) -> IngestReport:
     """Store a file's drafts, resuming a previous, interrupted import of the same file."""
-    validate(drafts)
+    try:
+        validate(drafts)
+    except InvalidItem as error:  # the person fixes the file, so the file names the problem
+        raise InvalidItem(f"{path}: {error.message}") from error
     digest = file_digest(path)
     with loop.session() as session:
         run = session.scalar(select(ImportRun).where(ImportRun.channel == channel, ImportRun.file_sha256 == digest))

@@ -10,10 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import FeedbackloopError
 from core.types import ItemDraft
 
 
-class ImportFileError(ValueError):
+class ImportFileError(FeedbackloopError):
     """A file that cannot be imported; the message names the file, the line and the problem."""
 
 

@@ -15,10 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from core.errors import FeedbackloopError
 from core.types import ItemDraft
 
 
-class ImpactConfigError(ValueError):
+class ImpactConfigError(FeedbackloopError):
     """An impact option that cannot work (missing file, bad column, bad number)."""
 
 

@@ -13,19 +13,23 @@ import hmac
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.errors import InvalidInput
 from core.loop import FeedbackLoop
-from core.models import FeedbackItem, ItemSighting, ItemTombstone, Setting, Theme, ThemeMembership, utcnow
-from core.types import ItemDraft
+from core.models import FeedbackItem, ItemSighting, ItemTombstone, Setting, Theme, ThemeMembership
+from core.types import ItemDraft, MembershipSource
 
 MAX_TEXT_CHARS = 20_000
 PSEUDONYM_KEY = "pseudonym_key"
 
 
-class InvalidItem(ValueError):
+class InvalidItem(InvalidInput):
     """An item that cannot be stored; the message says which one and why."""
 
 
@@ -130,26 +134,30 @@ def ingest(loop: FeedbackLoop, session: Session, drafts: Sequence[ItemDraft]) ->
             report.item_ids.append(twin.id)
             continue
         loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
-        item = FeedbackItem(
-            channel=draft.channel,
-            external_id=external_id,
-            author_pseudonym=author,
-            text_original=draft.text,
-            text_redacted=draft.redacted_text if draft.redacted_text is not None else draft.text,
-            url=draft.url,
-            created_at=draft.created_at or utcnow(),
-            metadata_json=dict(draft.metadata),
-            kind=draft.kind,
-            sentiment=draft.sentiment,
-            content_hash=digest,
-            customer_tier=draft.customer_tier,
-            account_value=draft.account_value,
-        )
+        item = FeedbackItem(**draft_row(draft, draft.channel, external_id, author, digest))
         session.add(item)
         session.flush()
         report.created += 1
         report.item_ids.append(item.id)
     return report
+
+
+def shown_text(draft: ItemDraft) -> str:
+    """What leaves the system: the redacted text when enrichment made one (even an empty one), else the text."""
+    return draft.redacted_text if draft.redacted_text is not None else draft.text
+
+
+def draft_row(draft: ItemDraft, channel: str, external_id: str, author_pseudonym: str | None,
+              digest: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """The ``feedback_items`` row for an enriched draft: the one place the single and the batch paths share."""
+    now = now or utcnow()
+    return {
+        "channel": channel, "external_id": external_id, "author_pseudonym": author_pseudonym,
+        "text_original": draft.text, "text_redacted": shown_text(draft), "url": draft.url,
+        "created_at": draft.created_at or now, "received_at": now, "updated_at": now,
+        "metadata_json": dict(draft.metadata), "kind": draft.kind, "sentiment": draft.sentiment,
+        "content_hash": digest, "customer_tier": draft.customer_tier, "account_value": draft.account_value,
+    }
 
 
 def sighting_text(session: Session, sighting: ItemSighting) -> str:
@@ -175,7 +183,7 @@ def _apply_update(loop: FeedbackLoop, session: Session, existing: FeedbackItem, 
         return
     loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
     existing.text_original = draft.text
-    existing.text_redacted = draft.redacted_text or draft.text
+    existing.text_redacted = shown_text(draft)
     existing.sentiment = draft.sentiment
     existing.kind = draft.kind
     existing.content_hash = content_hash(existing.author_pseudonym, draft.text)
@@ -185,7 +193,7 @@ def _apply_update(loop: FeedbackLoop, session: Session, existing: FeedbackItem, 
     existing.embedding_model = None
     existing.updated_at = utcnow()
     session.execute(delete(ThemeMembership).where(ThemeMembership.item_id == existing.id,
-                                                  ThemeMembership.source == "machine"))
+                                                  ThemeMembership.source == MembershipSource.MACHINE))
     report.updated += 1
     report.item_ids.append(existing.id)
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core.clock import aware, utcnow
+from core.errors import Conflict
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, TargetCircuit
-from core.themes.build import theme_view
+from core.routing.messages import ticket_message
+from core.themes.views import theme_view
 from core.types import DeliveryRequest, ThemeView
 
 DUE_STATES = ("pending", "failed", "sent")
@@ -50,23 +53,8 @@ class RouteReport:
     suggestions: list[str] = field(default_factory=list)
 
 
-class DeliveryError(ValueError):
-    """A request about deliveries that cannot be done; ``status_code`` is the API's answer."""
-
-    def __init__(self, message: str, status_code: int = 409) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+class DeliveryError(Conflict):
+    """A request about deliveries that cannot be done in the state they are in."""
 
 
 def backoff_delay(policy: DeliveryPolicy, failures: int, rng: random.Random) -> float:
@@ -79,26 +67,6 @@ def circuit_key(target_type: str, options: dict[str, object]) -> str:
     """One breaker per target instance (its server or URL), not per project or ticket."""
     instance = str(options.get("url") or options.get("server") or options.get("host") or "")
     return f"{target_type}:{hashlib.sha256(instance.encode()).hexdigest()[:16]}"
-
-
-def render(loop: FeedbackLoop, theme: ThemeView) -> tuple[str, str]:
-    """A ticket's title and body: label, metrics, redacted quotes, and a link back to the theme."""
-    title = f"[feedbackloop] {theme.label} ({theme.volume} items)"
-    quotes = "\n".join(f'> "{quote}"' for quote in theme.quotes[:3])
-    body = (
-        f"Theme: {theme.label}\n"
-        f"Keywords: {', '.join(theme.keywords[:8])}\n"
-        f"Volume: {theme.volume} items, {theme.share_of_voice:.1%} of all feedback\n"
-        f"Mean sentiment: {theme.mean_sentiment:+.2f}\n"
-        f"Kinds: {', '.join(f'{k} {n}' for k, n in sorted(theme.kinds.items()))}\n\n"
-        f"What people said:\n{quotes}\n\n"
-        f"{theme_link(loop, theme.id)}"
-    )
-    return title, body
-
-
-def theme_link(loop: FeedbackLoop, theme_id: int) -> str:
-    return f"{loop.settings.public_url.rstrip('/')}/themes/{theme_id}"
 
 
 def update_key(delivery: Delivery, volume: int) -> str:
@@ -178,10 +146,10 @@ def _claim(loop: FeedbackLoop, delivery_id: int, policy: DeliveryPolicy, report:
             delivery.next_attempt_at = opened_until
             report.deferred += 1
             return None
-        title, body = render(loop, view)
+        message = ticket_message(view, loop.settings.public_url)
         request = DeliveryRequest(
             theme=view, owner=delivery.owner.name if delivery.owner else "",
-            options=options, title=title, body=body,
+            options=options, title=message.title, body=message.body, link=message.link,
             idempotency_key=delivery.idempotency_key, existing_ref=delivery.external_ref,
             update_key=update_key(delivery, view.volume) if is_update else None,
         )

@@ -12,18 +12,15 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import ConfigurationError
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, Owner, Theme
-from core.routing.outbox import DeliveryPolicy, RouteReport, render, send_due
+from core.routing.messages import ticket_message
+from core.routing.outbox import DeliveryPolicy, RouteReport, send_due
 from core.routing.suggest import Suggestion, suggest_owners
-from core.themes.build import theme_views
 from core.themes.signals import theme_signals
-from core.types import OwnerChoice, ThemeView
-
-ROUTABLE_STATUSES = ("new", "triaged", "planned", "in_progress")
-
-__all__ = ["RouteReport", "RoutingDecision", "decide", "ensure_owner", "plan_deliveries", "render", "route",
-           "send_deliveries", "routable_views"]
+from core.themes.views import theme_views
+from core.types import ROUTABLE_STATUSES, OwnerChoice, ThemeView
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,7 @@ def plan_deliveries(loop: FeedbackLoop, session: Session) -> RouteReport:
             continue
         choice = decision.choice
         if choice.target_type not in loop.target_types:
-            raise ValueError(f"rule {choice.rule!r} names target {choice.target_type!r}, which no plugin "
+            raise ConfigurationError(f"rule {choice.rule!r} names target {choice.target_type!r}, which no plugin "
                              f"provides (known: {sorted(loop.target_types)})")
         theme = session.get(Theme, decision.theme.id)
         assert theme is not None
@@ -84,9 +81,9 @@ def plan_deliveries(loop: FeedbackLoop, session: Session) -> RouteReport:
                                    details={"owner": owner.name, "rule": choice.rule}))
         key = f"theme-{theme.id}:{choice.target_type}:{owner.name}"
         if session.scalar(select(Delivery).where(Delivery.idempotency_key == key)) is None:
-            title, body = render(loop, decision.theme)
+            message = ticket_message(decision.theme, loop.settings.public_url)
             session.add(Delivery(theme_id=theme.id, owner_id=owner.id, target_type=choice.target_type,
-                                 idempotency_key=key, state="pending", title=title, body=body,
+                                 idempotency_key=key, state="pending", title=message.title, body=message.body,
                                  options=dict(choice.target_options)))
         report.decided += 1
     return report

@@ -9,7 +9,6 @@ telling someone twice is worse than a reply an operator has to check.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from string import Template
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import InvalidInput
 from core.loop import FeedbackLoop
 from core.models import (
     AuditEntry,
@@ -28,20 +28,21 @@ from core.models import (
     Theme,
     ThemeMembership,
 )
-from core.routing.outbox import theme_link
-from core.types import ReplyRequest
+from core.routing.messages import theme_link
+from core.secrets import env_secret
+from core.types import CLOSED_STATUSES, ReplyRequest, StoredItem, ThreadReplies
 
-CLOSED_STATUSES = ("done", "declined")
 TEMPLATE_SETTING = "loop_reply_template"
 DEFAULT_TEMPLATE = ("Thank you for your feedback. The team has looked at \"$theme\" and marked it $status. "
                     "Details: $link")
 STATUS_WORDS = {"done": "as done", "declined": "as declined"}
 MAX_ATTEMPTS = 3
-# Metadata keys that name a thread, in the order channels are likely to set them.
-THREAD_KEYS = ("thread_id", "topic_id", "issue_number", "conversation_id")
+# For channel types without a reply capability (the deprecated ``reply_to_thread`` path): metadata keys
+# that name a thread, in the order channels are likely to set them.
+LEGACY_THREAD_KEYS = ("thread_id", "topic_id", "issue_number", "conversation_id")
 
 
-class TemplateError(ValueError):
+class TemplateError(InvalidInput):
     """A reply template that cannot be used."""
 
 
@@ -64,14 +65,22 @@ def set_reply_template(session: Session, text: str) -> None:
         stored.value = text
 
 
-def thread_of(item: FeedbackItem) -> str | None:
+def thread_of(item: FeedbackItem, replies: ThreadReplies | None) -> str | None:
+    """The thread an item belongs to, as its channel type names it."""
+    if replies is not None:
+        return replies.thread_of(StoredItem(channel=item.channel, external_id=item.external_id, url=item.url,
+                                            metadata=dict(item.metadata_json or {})))
     metadata = item.metadata_json or {}
-    if metadata.get("repository") and metadata.get("number") is not None:  # a GitHub issue or discussion
-        return f"{metadata['repository']}#{metadata['number']}"
-    for key in THREAD_KEYS:
+    for key in LEGACY_THREAD_KEYS:
         if metadata.get(key) not in (None, ""):
             return str(metadata[key])
     return None
+
+
+def channel_replies(loop: FeedbackLoop, session: Session) -> dict[str, ThreadReplies | None]:
+    """Each configured channel's reply capability (None: its type has none)."""
+    return {channel.name: getattr(loop.channel_types.get(channel.plugin), "replies", None)
+            for channel in session.scalars(select(Channel))}
 
 
 def erased_pseudonyms(session: Session) -> set[str]:
@@ -84,24 +93,27 @@ def is_erased(item: FeedbackItem, erased: set[str]) -> bool:
     return bool((item.metadata_json or {}).get("author_erased")) or (item.author_pseudonym or "") in erased
 
 
-def opener_erased(session: Session, channel: str, thread: str) -> bool:
+def opener_erased(session: Session, channel: str, thread: str, replies: ThreadReplies | None) -> bool:
     """Whether the thread's own opening item was erased (or deleted at the source): then the thread is
-    that person's, and replying in it would be writing to them. Discourse names a topic's opening item
-    ``topic-<id>``; for other channels only the items' own authors are checked."""
-    return session.scalar(select(ItemTombstone.id).where(ItemTombstone.channel == channel)
-                          .where(ItemTombstone.external_id == f"topic-{thread}")) is not None
+    that person's, and replying in it would be writing to them. Only a channel type that names a thread's
+    opening item can tell; otherwise only the items' own authors are checked."""
+    opener = replies.opener_id(thread) if replies is not None else None
+    return opener is not None and session.scalar(
+        select(ItemTombstone.id).where(ItemTombstone.channel == channel)
+        .where(ItemTombstone.external_id == opener)) is not None
 
 
-def _plan(session: Session) -> None:
+def _plan(loop: FeedbackLoop, session: Session) -> None:
     """Write a pending reply for every thread of every closed theme not yet told (unique per theme)."""
     closed = list(session.scalars(select(Theme).where(Theme.status.in_(CLOSED_STATUSES))))
     erased = erased_pseudonyms(session) if closed else set()
+    capabilities = channel_replies(loop, session) if closed else {}
     for theme in closed:
         items = session.scalars(select(FeedbackItem).join(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
                                 .where(ThemeMembership.theme_id == theme.id))
         threads: dict[tuple[str, str], list[FeedbackItem]] = defaultdict(list)
         for item in items:
-            thread = thread_of(item)
+            thread = thread_of(item, capabilities.get(item.channel))
             if thread is not None:
                 threads[(item.channel, thread)].append(item)
         known = {(reply.channel, reply.thread_ref) for reply in
@@ -109,7 +121,8 @@ def _plan(session: Session) -> None:
         for (channel, thread), thread_items in threads.items():
             if (channel, thread) in known:
                 continue
-            skip = any(is_erased(item, erased) for item in thread_items) or opener_erased(session, channel, thread)
+            skip = (any(is_erased(item, erased) for item in thread_items)
+                    or opener_erased(session, channel, thread, capabilities.get(channel)))
             session.add(LoopReply(theme_id=theme.id, channel=channel, thread_ref=thread,
                                   state="skipped_erased" if skip else "pending", attempts=0))
 
@@ -117,18 +130,20 @@ def _plan(session: Session) -> None:
 def send_loop_replies(loop: FeedbackLoop) -> int:
     """Plan and send closing-the-loop replies; returns how many were posted."""
     with loop.session() as session:
-        _plan(session)
+        _plan(loop, session)
     with loop.session() as session:
         due = [reply.id for reply in session.scalars(
             select(LoopReply).where(LoopReply.state.in_(("pending", "failed")))
             .where(LoopReply.attempts < MAX_ATTEMPTS).order_by(LoopReply.id))]
     posted = 0
     for reply_id in due:
-        request = _claim(loop, reply_id)
-        if request is None:
+        claimed = _claim(loop, reply_id)
+        if claimed is None:
             continue
+        request, replies = claimed
         try:
-            answer: Any = loop.pm.hook.reply_to_thread(request=request)
+            answer: Any = (replies.post(request) if replies is not None
+                           else loop.pm.hook.reply_to_thread(request=request))
             outcome, error = ("sent", None) if answer is not None else ("unsupported", None)
         except Exception as failure:  # recorded on the reply; tried again up to MAX_ATTEMPTS
             outcome, error = "failed", f"{type(failure).__name__}: {failure}"[:2000]
@@ -140,7 +155,7 @@ def send_loop_replies(loop: FeedbackLoop) -> int:
     return posted
 
 
-def _claim(loop: FeedbackLoop, reply_id: int) -> ReplyRequest | None:
+def _claim(loop: FeedbackLoop, reply_id: int) -> tuple[ReplyRequest, ThreadReplies | None] | None:
     with loop.session() as session:
         reply = session.get(LoopReply, reply_id)
         if reply is None:
@@ -155,11 +170,12 @@ def _claim(loop: FeedbackLoop, reply_id: int) -> ReplyRequest | None:
             .where(ThemeMembership.theme_id == theme.id).where(FeedbackItem.channel == reply.channel)
             .order_by(FeedbackItem.id))
         text = Template(reply_template(session)).safe_substitute(
-            theme=theme.label, status=STATUS_WORDS.get(theme.status, theme.status), link=theme_link(loop, theme.id))
+            theme=theme.label, status=STATUS_WORDS.get(theme.status, theme.status),
+            link=theme_link(loop.settings.public_url, theme.id))
         reply.attempts += 1
         reply.state = "sending"
-        return ReplyRequest(
+        request = ReplyRequest(
             channel_name=channel.name, channel_type=channel.plugin, options=dict(channel.options or {}),
-            secret=os.environ.get(channel.secret_env) if channel.secret_env else None,
-            thread_id=reply.thread_ref, url=sample.url if sample else None,
+            secret=env_secret(channel.secret_env), thread_id=reply.thread_ref, url=sample.url if sample else None,
             metadata=dict(sample.metadata_json or {}) if sample else {}, text=text)
+        return request, getattr(loop.channel_types.get(channel.plugin), "replies", None)

@@ -32,13 +32,16 @@ Errors name the file, the line of the offending rule, and the reason.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from core.errors import Conflict, InvalidInput
 from core.types import OwnerChoice, ThemeView
 
 CONDITION_KEYS = {"keywords_any", "label_contains", "kind", "channel", "min_volume", "max_sentiment",
@@ -49,7 +52,7 @@ SPIKE_KEYS = CONDITION_KEYS | {"name", "owner", "target", "target_options", "thr
 SECTIONS = ("rule", "spike", "default")
 
 
-class RulesError(ValueError):
+class RulesError(InvalidInput):
     """An invalid rules file; the message says where and why."""
 
 
@@ -253,12 +256,39 @@ _cache: dict[tuple[str, float], RuleSet] = {}
 
 
 def load_rules(path: Path | str) -> RuleSet:
-    """Parse a rules file, re-reading it only when it changes."""
+    """Parse the configured rules file, re-reading it only when it changes.
+
+    A broken configured file is a conflict (409) rather than bad input: the request was fine, the file
+    an admin left behind is not, and it stays broken until someone fixes it.
+    """
     path = Path(path)
     try:
         stamp = (str(path.resolve()), path.stat().st_mtime)
     except OSError as error:
-        raise RulesError(f"{path}: cannot read rules file: {error.strerror}") from error
+        raise RulesError(f"{path}: cannot read rules file: {error.strerror}", status_code=409) from error
     if stamp not in _cache:
-        _cache[stamp] = parse_rules(path.read_text(encoding="utf-8"), origin=str(path))
+        try:
+            _cache[stamp] = parse_rules(path.read_text(encoding="utf-8"), origin=str(path))
+        except RulesError as error:
+            raise RulesError(error.message, status_code=409) from error
     return _cache[stamp]
+
+
+def configured_rules_path(rules_file: Path | None) -> Path:
+    """The rules file routing reads; a conflict when none is configured."""
+    if rules_file is None:
+        raise Conflict("no rules file configured; set FEEDBACKLOOP_RULES_FILE")
+    return Path(rules_file)
+
+
+def replace_rules_file(path: Path, source: str) -> RuleSet:
+    """Check ``source`` and put it in place of the rules file; an invalid one leaves the old file as it was.
+
+    Written beside the file and renamed over it, so a reader never sees half a file.
+    """
+    rules = parse_rules(source, origin="rules")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(source)
+    os.replace(temporary, path)
+    return rules

@@ -13,13 +13,14 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.clock import aware, utcnow
 from core.loop import FeedbackLoop
 from core.models import Delivery, FeedbackItem, SpikeAlert, Theme, ThemeMembership
-from core.routing.outbox import aware, theme_link, utcnow
+from core.routing.messages import spike_message
 from core.routing.rules import RulesError, SpikeRule, load_rules
-from core.themes.build import theme_view
-from core.themes.signals import SPIKE_WINDOW, ThemeSignals, theme_signals
-from core.types import DeliveryRequest, ThemeView
+from core.themes.signals import SPIKE_WINDOW, theme_signals
+from core.themes.views import theme_view
+from core.types import DeliveryRequest
 
 
 def _recently_active_themes(session: Session) -> list[int]:
@@ -37,15 +38,6 @@ def _cooling_down(session: Session, theme_id: int, rule: SpikeRule) -> bool:
                           .order_by(SpikeAlert.created_at.desc()).limit(1))
     moment = aware(last)
     return moment is not None and moment >= since
-
-
-def spike_message(loop: FeedbackLoop, view: ThemeView, signals: ThemeSignals) -> tuple[str, str]:
-    title = f"[feedbackloop] Spike: {view.label} ({signals.recent} items in the last hour)"
-    quotes = "\n".join(f'> "{quote}"' for quote in view.quotes[:3])
-    body = (f"Theme {view.label!r} is spiking: {signals.recent} items in the last hour, about "
-            f"{signals.expected:.1f} expected (spike score {signals.anomaly_score:.1f}).\n\n"
-            f"What people said:\n{quotes}\n\n{theme_link(loop, view.id)}")
-    return title, body
 
 
 def check_spikes(loop: FeedbackLoop) -> int:
@@ -77,9 +69,10 @@ def check_spikes(loop: FeedbackLoop) -> int:
                 session.flush()
                 ticket = session.scalar(select(Delivery.external_ref).where(Delivery.theme_id == theme_id)
                                         .where(Delivery.target_type == rule.target).limit(1))
-                title, body = spike_message(loop, view, signals[theme_id])
+                message = spike_message(view, signals[theme_id], loop.settings.public_url)
                 pending.append((alert.id, DeliveryRequest(
-                    theme=view, owner=rule.owner, options=dict(rule.target_options), title=title, body=body,
+                    theme=view, owner=rule.owner, options=dict(rule.target_options), title=message.title,
+                    body=message.body, link=message.link,
                     idempotency_key=f"spike-{alert.id}", existing_ref=ticket, event="spike"), rule.target))
     for alert_id, request, target_type in pending:
         _send(loop, alert_id, request, target_type)

@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clustering.vectors import unit
 from core.models import Owner, Theme
 
 NEIGHBOURS = 3
@@ -27,8 +28,7 @@ def _unit(blob: bytes | None) -> np.ndarray | None:
     if not blob:
         return None
     vector = np.frombuffer(blob, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else None
+    return unit(vector) if float(np.linalg.norm(vector)) else None
 
 
 def suggest_owners(session: Session, theme_ids: Sequence[int]) -> dict[int, Suggestion]:

@@ -8,16 +8,20 @@ about progress ("Open", "To Do", "New") change nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core.clock import aware, utcnow
+from core.errors import ConfigurationError, NotFound
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery
-from core.routing.outbox import aware, utcnow
+from core.secrets import env_secret
 from core.themes.review import update_theme
+from core.types import WebhookRequest
 
 COMMON_STATUSES = {
     "planned": "planned", "selected for development": "planned", "accepted": "planned", "approved": "planned",
@@ -89,3 +93,43 @@ def poll_statuses(loop: FeedbackLoop, min_interval_s: float = 60.0) -> int:
             if apply_tracker_status(loop, session, delivery, tracker_status, source="poll"):
                 moved += 1
     return moved
+
+
+@dataclass(frozen=True)
+class StatusWebhookOutcome:
+    ignored: str | None = None
+    theme_id: int | None = None
+    tracker_status: str | None = None
+    theme_status: str | None = None
+    changed: bool = False
+
+
+def status_webhook_secret_env(target_type: str) -> str:
+    return f"FEEDBACKLOOP_{target_type.upper()}_WEBHOOK_SECRET"
+
+
+def receive_status_webhook(loop: FeedbackLoop, target_type: str, headers: Mapping[str, str],
+                           body: bytes) -> StatusWebhookOutcome:
+    """A tracker's status webhook: verified and read by its target plugin, then applied to the theme.
+
+    The secret is ``FEEDBACKLOOP_<TYPE>_WEBHOOK_SECRET``; without it everything is refused (503), because an
+    unsigned endpoint would let anyone close themes.
+    """
+    target = loop.target_types.get(target_type)
+    if target is None or target.status_webhook is None:
+        raise NotFound(f"no tracker {target_type!r} sends status webhooks here")
+    secret_env = status_webhook_secret_env(target_type)
+    secret = env_secret(secret_env)
+    if secret is None:
+        raise ConfigurationError(f"set {secret_env} to accept {target_type} webhooks")
+    event = target.status_webhook(WebhookRequest(channel_name=target_type, body=body, options={}, secret=secret,
+                                                 headers={k.lower(): v for k, v in headers.items()}))
+    if event.ignored is not None or event.status is None:
+        return StatusWebhookOutcome(ignored=event.ignored or "the event names no status")
+    with loop.session() as session:
+        delivery = find_delivery(session, (target_type,), event.refs)
+        if delivery is None:
+            return StatusWebhookOutcome(ignored=f"no theme has issue {event.refs[0] if event.refs else '?'}")
+        moved = apply_tracker_status(loop, session, delivery, event.status, source="webhook")
+        return StatusWebhookOutcome(theme_id=delivery.theme_id, tracker_status=event.status,
+                                    theme_status=delivery.theme.status, changed=moved is not None)

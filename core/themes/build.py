@@ -1,8 +1,8 @@
-"""Embedding, clustering into themes with stable ids, and theme metrics as plugins and pages see them."""
+"""Embedding and re-clustering into themes whose ids, names and owners carry over."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,10 +18,10 @@ from clustering.steering import steer
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
-from core.types import ThemeView
+from core.themes.views import final_theme, theme_view
+from core.types import MembershipSource
 
 Progress = Callable[[int], None]
-INACTIVE_STATUSES = ("archived", "merged")
 
 
 def make_clusterer(settings: Settings) -> SpectralThemeClusterer:
@@ -73,14 +73,14 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     item_ids = [row[0] for row in rows]
     texts = [row[1] for row in rows]
     embeddings = (np.vstack([np.frombuffer(row[2] or b"", dtype=np.float32) for row in rows])
-                  if rows else np.zeros((0, 384), dtype=np.float32))
+                  if rows else np.zeros((0, 0), dtype=np.float32))  # no rows: the size is the embedder's
     result = ThemePipeline(make_clusterer(loop.settings)).run(texts, embeddings)
 
     old_members: dict[int, set[int]] = defaultdict(set)
     human: dict[int, int] = {}
     for membership in session.scalars(select(ThemeMembership)):
         old_members[membership.theme_id].add(membership.item_id)
-        if membership.source == "human":
+        if membership.source == MembershipSource.HUMAN:
             human[membership.item_id] = membership.theme_id
 
     new_members: dict[int, set[int]] = defaultdict(set)
@@ -94,7 +94,7 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     for members in new_members.values():
         members.difference_update(steered)
 
-    session.execute(delete(ThemeMembership).where(ThemeMembership.source == "machine"))
+    session.execute(delete(ThemeMembership).where(ThemeMembership.source == MembershipSource.MACHINE))
     created_ids: list[int] = []
     described: set[int] = set()
     # Largest clusters first: when a person's merge sends two clusters to one theme, the larger describes it.
@@ -121,10 +121,10 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
             members = embeddings[result.labels == label]
             theme.radius = float(np.quantile(members @ result.centroids[label], RADIUS_QUANTILE))
         for item_id in new_members[label]:
-            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source="machine"))
+            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE))
         mapping[label] = theme.id
     for item_id, theme_id in steered.items():
-        session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source="machine"))
+        session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
     kept_ids = set(mapping.values()) | set(human.values())
     for theme in session.scalars(select(Theme).where(Theme.id.not_in(kept_ids) if kept_ids else true())
                                  .where(Theme.status != "merged")):
@@ -152,19 +152,6 @@ def _keep_merged_together(session: Session, mapping: dict[int, int], new_members
                 break
 
 
-def final_theme(session: Session, theme_id: int) -> Theme:
-    """The theme that now stands for ``theme_id``: itself, or where a person merged it."""
-    theme = session.get(Theme, theme_id)
-    assert theme is not None
-    seen: set[int] = set()
-    while theme.merged_into_id is not None and theme.id not in seen:
-        seen.add(theme.id)
-        merged = session.get(Theme, theme.merged_into_id)
-        assert merged is not None
-        theme = merged
-    return theme
-
-
 def _steer_by_people(settings: Settings, item_ids: list[int], embeddings: np.ndarray, clusters: np.ndarray,
                      human: dict[int, int], mapping: dict[int, int]) -> dict[int, int]:
     """{item id: theme id} for items that follow where people placed others (clustering/steering.py).
@@ -177,46 +164,3 @@ def _steer_by_people(settings: Settings, item_ids: list[int], embeddings: np.nda
     followers = steer(embeddings, clusters, placed, moves, set(mapping.values()),
                       settings.steer_similarity, settings.steer_margin)
     return {item_ids[row]: theme_id for row, theme_id in followers.items()}
-
-
-def theme_views(session: Session, include_inactive: bool = False) -> list[ThemeView]:
-    """Every theme with its metrics, largest first."""
-    query = select(Theme)
-    if not include_inactive:
-        query = query.where(Theme.status.not_in(INACTIVE_STATUSES))
-    total = int(session.scalar(select(func.count()).select_from(FeedbackItem)) or 0)
-    stats: dict[int, list[tuple[float | None, str | None, str]]] = defaultdict(list)
-    for theme_id, sentiment, kind, channel in session.execute(
-        select(ThemeMembership.theme_id, FeedbackItem.sentiment, FeedbackItem.kind, FeedbackItem.channel)
-        .join(FeedbackItem, FeedbackItem.id == ThemeMembership.item_id)
-    ):
-        stats[theme_id].append((sentiment, kind, channel))
-    views = [_view(theme, stats.get(theme.id, []), total) for theme in session.scalars(query)]
-    return sorted(views, key=lambda view: (-view.volume, view.id))
-
-
-def theme_view(session: Session, theme: Theme) -> ThemeView:
-    total = int(session.scalar(select(func.count()).select_from(FeedbackItem)) or 0)
-    rows = session.execute(
-        select(FeedbackItem.sentiment, FeedbackItem.kind, FeedbackItem.channel)
-        .join(ThemeMembership, FeedbackItem.id == ThemeMembership.item_id)
-        .where(ThemeMembership.theme_id == theme.id)
-    ).all()
-    return _view(theme, [(r[0], r[1], r[2]) for r in rows], total)
-
-
-def _view(theme: Theme, rows: list[tuple[float | None, str | None, str]], total: int) -> ThemeView:
-    sentiments = [s for s, _, _ in rows if s is not None]
-    return ThemeView(
-        id=theme.id,
-        label=theme.label,
-        keywords=list(theme.keywords or []),
-        status=theme.status,
-        volume=len(rows),
-        share_of_voice=len(rows) / total if total else 0.0,
-        mean_sentiment=float(np.mean(sentiments)) if sentiments else 0.0,
-        kinds=dict(Counter(k for _, k, _ in rows if k)),
-        channels=dict(Counter(c for _, _, c in rows)),
-        quotes=list(theme.quotes or []),
-        owner=theme.owner.name if theme.owner is not None else None,
-    )

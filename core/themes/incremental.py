@@ -14,7 +14,9 @@ from clustering.labels import class_tfidf_keywords, readable_title, representati
 from clustering.steering import follow_placed
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
-from core.themes.build import INACTIVE_STATUSES, embed_pending, theme_view
+from core.themes.build import embed_pending
+from core.themes.views import theme_view
+from core.types import INACTIVE_STATUSES, MembershipSource
 
 
 @dataclass
@@ -47,7 +49,7 @@ def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
     for item_id, vector in vectors.items():
         theme_id = followers[item_id] if item_id in followers else themer.assign(item_id, vector)
         if theme_id >= 0:
-            session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source="machine"))
+            session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
             report.joined += 1
     for emerged in themer.emerge(force=True):
         if not emerged.new:
@@ -56,7 +58,7 @@ def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
         member_texts = [texts[item_id] for item_id in emerged.members]
         theme = _new_theme(session, themer, emerged.theme, member_texts, member_vectors, list(texts.values()))
         for item_id in emerged.members:
-            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source="machine"))
+            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE))
         session.flush()
         loop.pm.hook.theme_created(theme=theme_view(session, theme))
         report.new_themes += 1
@@ -70,7 +72,7 @@ def _near_copies_of_placed(loop: FeedbackLoop, session: Session, vectors: dict[i
     placed = session.execute(
         select(FeedbackItem.embedding, ThemeMembership.theme_id)
         .join(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
-        .where(ThemeMembership.source == "human", FeedbackItem.embedding.is_not(None))
+        .where(ThemeMembership.source == MembershipSource.HUMAN, FeedbackItem.embedding.is_not(None))
         .order_by(FeedbackItem.id)
     ).all()
     anchors = [(np.frombuffer(blob or b"", dtype=np.float32), theme_id) for blob, theme_id in placed]

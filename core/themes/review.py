@@ -5,20 +5,16 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import InvalidInput
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, FeedbackItem, Theme, ThemeMembership
 from core.routing.plan import ensure_owner
-from core.themes.build import final_theme, theme_view
+from core.themes.views import final_theme, theme_view
+from core.types import MembershipSource, ThemeStatus
 
-THEME_STATUSES = ("new", "triaged", "planned", "in_progress", "done", "declined", "ignored", "archived", "merged")
 
-
-class ReviewError(ValueError):
-    """An edit that cannot be applied; ``status_code`` is the API's answer."""
-
-    def __init__(self, message: str, status_code: int = 422) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+class ReviewError(InvalidInput):
+    """An edit that cannot be applied; the message says why."""
 
 
 def update_theme(loop: FeedbackLoop, session: Session, theme_id: int, actor: str, *, label: str | None = None,
@@ -26,8 +22,8 @@ def update_theme(loop: FeedbackLoop, session: Session, theme_id: int, actor: str
     theme = session.get(Theme, theme_id)
     if theme is None:
         raise ReviewError(f"no theme with id {theme_id}", status_code=404)
-    if status is not None and status not in THEME_STATUSES:
-        raise ReviewError(f"status {status!r} is not one of {list(THEME_STATUSES)}")
+    if status is not None and status not in list(ThemeStatus):
+        raise ReviewError(f"status {status!r} is not one of {[str(value) for value in ThemeStatus]}")
     if label is not None:
         if not label.strip():
             raise ReviewError("label must not be empty")
@@ -90,7 +86,7 @@ def split_theme(loop: FeedbackLoop, session: Session, theme_id: int, item_ids: l
     session.add(new_theme)
     session.flush()
     for membership in memberships.values():
-        membership.theme_id, membership.source = new_theme.id, "human"
+        membership.theme_id, membership.source = new_theme.id, MembershipSource.HUMAN
     _audit(session, actor, "split", source, {"new_theme": new_theme.id, "items": sorted(item_ids)})
     session.flush()
     loop.pm.hook.theme_created(theme=theme_view(session, new_theme))
@@ -109,9 +105,9 @@ def move_item(loop: FeedbackLoop, session: Session, item_id: int, theme_id: int,
     membership = session.get(ThemeMembership, item_id)
     previous = membership.theme_id if membership is not None else None
     if membership is None:
-        membership = ThemeMembership(item_id=item_id, theme_id=theme.id, source="human")
+        membership = ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.HUMAN)
         session.add(membership)
-    membership.theme_id, membership.source = theme.id, "human"
+    membership.theme_id, membership.source = theme.id, MembershipSource.HUMAN
     _audit(session, actor, action, theme, {"item": item_id, "from": previous})
     session.flush()
     return membership

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.clock import aware
 from core.models import FeedbackItem, ThemeMembership
 
 SPIKE_WINDOW = timedelta(hours=1)
@@ -58,7 +59,8 @@ def theme_signals(session: Session, theme_ids: Sequence[int], settings: object =
     earlier: Counter[int] = Counter()
     metadata: dict[int, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for theme_id, created_at, item_metadata, customer_tier in rows:
-        moment = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+        moment = aware(created_at)
+        assert moment is not None
         if moment >= now - window:
             recent[theme_id] += 1
         elif moment >= now - window - baseline:

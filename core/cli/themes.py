@@ -1,0 +1,48 @@
+"""Commands about themes: ``cluster`` (the database, or a CSV file) and ``themes``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.cli import tables
+from core.cli.common import consoles, embed_with_progress, open_loop
+from core.errors import InvalidInput
+from core.loop import FeedbackLoop
+from core.settings import get_settings
+from core.themes.build import recluster
+from core.themes.csv_file import cluster_csv
+from core.themes.views import theme_views
+
+
+def cluster(
+    file: Annotated[Path | None, typer.Argument(help="Cluster this CSV instead of the database.")] = None,
+    text_column: Annotated[str, typer.Option(help="Text column of FILE.")] = "text",
+    output_file: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write FILE's themes.")] = None,
+) -> None:
+    """Re-cluster stored feedback into themes, or cluster a CSV file into OUT.csv without the database."""
+    if file is not None:
+        if output_file is None:
+            raise InvalidInput("--output is required when clustering a file")
+        consoles().out.print(cluster_csv(FeedbackLoop(get_settings()), file, text_column, output_file))
+        return
+    loop = open_loop()
+    embed_with_progress(loop)
+    with loop.session() as session:
+        report = recluster(loop, session)
+    consoles().out.print(f"{report.items} items: {report.themes} themes ({report.created} new, {report.kept} kept), "
+                         f"{report.unthemed} unthemed.")
+
+
+def themes(limit: Annotated[int, typer.Option(help="Show at most this many themes.")] = 50) -> None:
+    """Show the themes as a table: size, share of voice, sentiment, owner."""
+    loop = open_loop()
+    with loop.session() as session:
+        consoles().out.print(tables.themes_table(theme_views(session)[:limit]))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(cluster)
+    app.command()(themes)
