@@ -100,19 +100,25 @@ class IncrementalThemer:
         waiting = [i for i in range(len(pool)) if taken[i] == UNTHEMED and
                    (force or self.pool_waited[i] >= self.max_wait_checks)]
         if waiting and len(self.theme_ids):
-            similarity = pool[waiting] @ self.centroids.T
-            best = similarity.argmax(axis=1)
-            adopted: dict[int, list[int]] = {}
-            for row, index in enumerate(waiting):
-                if similarity[row, best[row]] >= self.adopt_floor:
-                    taken[index] = self.theme_ids[int(best[row])]
-                    adopted.setdefault(int(taken[index]), []).append(self.pool_keys[index])
-            changes += [Emerged(theme=theme, members=keys, new=False) for theme, keys in adopted.items()]
-        keep = taken == UNTHEMED
+            changes += self._adopt(pool, taken, waiting)
+        self._keep_in_pool(taken == UNTHEMED)
+        return changes
+
+    def _adopt(self, pool: Embeddings, taken: np.ndarray, waiting: list[int]) -> list[Emerged]:
+        """Waiting items close enough to their nearest theme join it, one change per theme."""
+        similarity = pool[waiting] @ self.centroids.T
+        best = similarity.argmax(axis=1)
+        adopted: dict[int, list[int]] = {}
+        for row, index in enumerate(waiting):
+            if similarity[row, best[row]] >= self.adopt_floor:
+                taken[index] = self.theme_ids[int(best[row])]
+                adopted.setdefault(int(taken[index]), []).append(self.pool_keys[index])
+        return [Emerged(theme=theme, members=keys, new=False) for theme, keys in adopted.items()]
+
+    def _keep_in_pool(self, keep: np.ndarray) -> None:
         self.pool_keys = [k for k, kept in zip(self.pool_keys, keep, strict=True) if kept]
         self.pool_vectors = [v for v, kept in zip(self.pool_vectors, keep, strict=True) if kept]
         self.pool_waited = [w for w, kept in zip(self.pool_waited, keep, strict=True) if kept]
-        return changes
 
     def _new_themes(self, pool: Embeddings, taken: np.ndarray) -> list[Emerged]:
         groups = average_linkage(pool, self.new_theme_distance)

@@ -17,7 +17,7 @@ Options: ``exclude_staff`` (default false), ``exclude_bots`` (default true), ``e
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
@@ -120,28 +120,46 @@ def _section(payload: Any, key: str) -> dict[str, Any]:
 
 
 def _post_event(request: WebhookRequest, event: str, post: dict[str, Any], instance: str) -> IntakeResult:
-    options = request.options
     if post.get("id") is None or post.get("topic_id") is None:
         raise WebhookRejected(400, "the post has no 'id' or 'topic_id'")
     opening = post.get("post_number") == 1
     external_id = f"topic-{post['topic_id']}" if opening else f"post-{post['id']}"
     if event == "post_destroyed":
         return IntakeResult(deleted_ids=[external_id])
-    if truthy(options.get("exclude_bots", True)) and _is_bot(post.get("user_id"), post.get("username")):
-        return IntakeResult(ignored="post by a bot")
-    if truthy(options.get("exclude_staff", False)) and (post.get("staff") or post.get("admin")
-                                                        or post.get("moderator")):
-        return IntakeResult(ignored="post by staff")
-    if _category_excluded(options, post.get("category_id"), post.get("category_slug")):
-        return IntakeResult(ignored=f"category {post.get('category_slug') or post.get('category_id')} is excluded")
-    if post.get("post_type") not in (None, 1):  # 2 moderator action, 3 small action, 4 whisper
-        return IntakeResult(ignored="not a regular post")
+    ignored = _ignored_post(request.options, post)
+    if ignored is not None:
+        return IntakeResult(ignored=ignored)
     text = post_text(post)
     if not text:
         return IntakeResult(ignored=f"post {post['id']} carries no text (no 'raw' or 'cooked')")
     if opening and post.get("topic_title"):  # the opening post is the topic: its title is part of what was said
         text = f"{post['topic_title']}\n\n{text}"
     slug = post.get("topic_slug") or "-"
+    metadata = _post_metadata(post, instance)
+    draft = ItemDraft(
+        text=text, channel=request.channel_name, external_id=external_id, author=post.get("username"),
+        url=f"{instance}/t/{slug}/{post['topic_id']}/{post.get('post_number', '')}".rstrip("/") if instance else None,
+        created_at=parse_timestamp(post.get("created_at")), metadata=metadata,
+    )
+    restored = [external_id] if event == "post_recovered" else []
+    return IntakeResult(items=[draft], restored_ids=restored)
+
+
+def _ignored_post(options: Mapping[str, Any], post: dict[str, Any]) -> str | None:
+    """Why the post is not feedback (its author, its category or its kind), if so."""
+    if truthy(options.get("exclude_bots", True)) and _is_bot(post.get("user_id"), post.get("username")):
+        return "post by a bot"
+    if truthy(options.get("exclude_staff", False)) and (post.get("staff") or post.get("admin")
+                                                        or post.get("moderator")):
+        return "post by staff"
+    if _category_excluded(options, post.get("category_id"), post.get("category_slug")):
+        return f"category {post.get('category_slug') or post.get('category_id')} is excluded"
+    if post.get("post_type") not in (None, 1):  # 2 moderator action, 3 small action, 4 whisper
+        return "not a regular post"
+    return None
+
+
+def _post_metadata(post: dict[str, Any], instance: str) -> dict[str, Any]:
     metadata = {
         "discourse_instance": instance or None,
         "topic_id": post.get("topic_id"),
@@ -154,13 +172,7 @@ def _post_event(request: WebhookRequest, event: str, post: dict[str, Any], insta
     tags = post.get("topic_tags", post.get("tags"))
     if isinstance(tags, list):
         metadata["tags"] = [str(tag.get("name") if isinstance(tag, dict) else tag) for tag in tags]
-    draft = ItemDraft(
-        text=text, channel=request.channel_name, external_id=external_id, author=post.get("username"),
-        url=f"{instance}/t/{slug}/{post['topic_id']}/{post.get('post_number', '')}".rstrip("/") if instance else None,
-        created_at=parse_timestamp(post.get("created_at")), metadata=metadata,
-    )
-    restored = [external_id] if event == "post_recovered" else []
-    return IntakeResult(items=[draft], restored_ids=restored)
+    return metadata
 
 
 def _topic_event(request: WebhookRequest, event: str, topic: dict[str, Any], instance: str) -> IntakeResult:

@@ -12,7 +12,7 @@ COLLABORATOR), ``exclude_labels`` (comma-separated), ``allow_unsigned`` (trusted
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core import hookimpl
@@ -69,21 +69,47 @@ def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
         return IntakeResult(ignored=f"GitHub {event} action {action!r} is not handled")
     options = request.options
     author = thing.get("user")
-    if is_bot(author):
-        return IntakeResult(ignored="posted by a bot")
-    if truthy(options.get("exclude_members", False)) and thing.get("author_association") in TEAM_ASSOCIATIONS:
-        return IntakeResult(ignored=f"posted by a repository {thing['author_association'].lower()}")
+    ignored = _ignored_author(options, author, thing.get("author_association"))
+    if ignored is not None:
+        return IntakeResult(ignored=ignored)
     parent = payload.get("issue") if event == "issue_comment" else payload.get("discussion")
-    labels = [str(label.get("name")) for label in (thing.get("labels") or (parent or {}).get("labels") or [])
-              if isinstance(label, dict)]
+    labels = _labels(thing, parent)
     excluded = split_option(options, "exclude_labels") & {label.lower() for label in labels}
     if excluded:
         return IntakeResult(ignored=f"label {sorted(excluded)[0]!r} is excluded")
-    body = str(thing.get("body") or "").strip()
-    title = str(thing.get("title") or "").strip()
-    text = f"{title}\n\n{body}" if title and body else title or body
+    text = _text(thing)
     if not text:
         return IntakeResult(ignored=f"{event} {thing['id']} has no text")
+    metadata = _metadata(event, payload, thing, parent, labels)
+    draft = ItemDraft(text=text, channel=request.channel_name, external_id=external_id,
+                      author=author.get("login") if isinstance(author, dict) else None,
+                      url=thing.get("html_url"), created_at=parse_timestamp(thing.get("created_at")), metadata=metadata)
+    return IntakeResult(items=[draft])
+
+
+def _ignored_author(options: Mapping[str, Any], author: Any, association: Any) -> str | None:
+    """Why the author's words are not feedback (a bot, or the team when members are excluded), if so."""
+    if is_bot(author):
+        return "posted by a bot"
+    if truthy(options.get("exclude_members", False)) and association in TEAM_ASSOCIATIONS:
+        return f"posted by a repository {association.lower()}"
+    return None
+
+
+def _labels(thing: dict[str, Any], parent: Any) -> list[str]:
+    """The thing's own labels, else (a comment has none) its issue's or discussion's."""
+    return [str(label.get("name")) for label in (thing.get("labels") or (parent or {}).get("labels") or [])
+            if isinstance(label, dict)]
+
+
+def _text(thing: dict[str, Any]) -> str:
+    body = str(thing.get("body") or "").strip()
+    title = str(thing.get("title") or "").strip()
+    return f"{title}\n\n{body}" if title and body else title or body
+
+
+def _metadata(event: str, payload: dict[str, Any], thing: dict[str, Any], parent: Any,
+              labels: list[str]) -> dict[str, Any]:
     repository = _object(payload.get("repository"))
     metadata: dict[str, Any] = {
         "repository": repository.get("full_name"),
@@ -95,10 +121,7 @@ def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
     }
     if event == "discussion" and isinstance(thing.get("category"), dict):
         metadata["category"] = thing["category"].get("name")
-    draft = ItemDraft(text=text, channel=request.channel_name, external_id=external_id,
-                      author=author.get("login") if isinstance(author, dict) else None,
-                      url=thing.get("html_url"), created_at=parse_timestamp(thing.get("created_at")), metadata=metadata)
-    return IntakeResult(items=[draft])
+    return metadata
 
 
 @hookimpl

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
@@ -83,13 +84,36 @@ def _hashes_present(session: Session, digests: Iterable[str]) -> set[str]:
     return {digest for digest in found if digest}
 
 
-def store_batch(loop: FeedbackLoop, session: Session, deliveries: Sequence[tuple[str, IntakeResult]],
-                key: bytes | None = None) -> list[WebhookOutcome]:
-    """Store every delivery in the caller's transaction; the outcomes are in the deliveries' order.
+@dataclass
+class _Claims:
+    """Per-call state: each item's key, author and digest, and what is already taken in the database
+    or by an earlier delivery in this batch (updated as deliveries claim their keys)."""
 
-    ``key`` is the pseudonym key when the caller already holds it (it never changes once made).
-    """
-    key = key if key is not None else pseudonym_key(session)
+    item_keys: dict[tuple[int, int], Key]
+    authors: dict[tuple[int, int], str | None]
+    digests: dict[tuple[int, int], str | None]
+    taken: set[Key]
+    taken_digests: set[str]
+    delivered: set[Key]
+
+    def claim(self, index: int, channel: str, result: IntakeResult) -> list[tuple[int, int]] | None:
+        """Mark the delivery's keys and digests taken; its items' spots if it can go in the bulk insert
+        (all new, none partial, no deletions or restorations), else None."""
+        spots = [(index, position) for position in range(len(result.items))]
+        keys = [self.item_keys[spot] for spot in spots]
+        own = [digest for spot in spots if (digest := self.digests[spot])]
+        simple = (not result.deleted_ids and not result.restored_ids and result.items
+                  and not any(draft.partial for draft in result.items)
+                  and not self.taken.intersection(keys) and len(set(keys)) == len(keys)
+                  and not self.taken_digests.intersection(own) and len(set(own)) == len(own))
+        self.taken.update(keys)
+        self.taken.update((channel, external_id) for external_id in (*result.deleted_ids, *result.restored_ids))
+        self.taken_digests.update(own)
+        return spots if simple else None
+
+
+def _look_up(session: Session, deliveries: Sequence[tuple[str, IntakeResult]], key: bytes) -> _Claims:
+    """Every item's key, author and digest, then one round of look-ups for the whole batch."""
     authors: dict[tuple[int, int], str | None] = {}
     item_keys: dict[tuple[int, int], Key] = {}
     for index, (channel, result) in enumerate(deliveries):
@@ -103,36 +127,38 @@ def store_batch(loop: FeedbackLoop, session: Session, deliveries: Sequence[tuple
     taken_digests = _hashes_present(session, (d for d in digests.values() if d))
     delivered = _delivered(session, ((channel, result.delivery_id[:256]) for channel, result in deliveries
                                      if result.delivery_id))
+    return _Claims(item_keys=item_keys, authors=authors, digests=digests, taken=taken, taken_digests=taken_digests,
+                   delivered=delivered)
 
-    outcomes: list[WebhookOutcome | None] = [None] * len(deliveries)
-    rows: list[dict[str, object]] = []
+
+def _sort_deliveries(loop: FeedbackLoop, deliveries: Sequence[tuple[str, IntakeResult]], claims: _Claims,
+                     outcomes: list[WebhookOutcome | None],
+                     rows: list[dict[str, object]]) -> tuple[list[int], list[int]]:
+    """(fast, slow) delivery indexes; redeliveries get their outcome at once, fast items their row."""
+    item_keys, authors, digests = claims.item_keys, claims.authors, claims.digests
     fast: list[int] = []
     slow: list[int] = []
     for index, (channel, result) in enumerate(deliveries):
         delivery_key = (channel, result.delivery_id[:256]) if result.delivery_id else None
-        if delivery_key is not None and delivery_key in delivered:
+        if delivery_key is not None and delivery_key in claims.delivered:
             outcomes[index] = WebhookOutcome(ignored=None, report=IngestReport(duplicates=len(result.items)),
                                              redelivery=True)
             continue
         if delivery_key is not None:
-            delivered.add(delivery_key)
-        spots = [(index, position) for position in range(len(result.items))]
-        keys = [item_keys[spot] for spot in spots]
-        own = [digest for spot in spots if (digest := digests[spot])]
-        simple = (not result.deleted_ids and not result.restored_ids and result.items
-                  and not any(draft.partial for draft in result.items)
-                  and not taken.intersection(keys) and len(set(keys)) == len(keys)
-                  and not taken_digests.intersection(own) and len(set(own)) == len(own))
-        taken.update(keys)
-        taken.update((channel, external_id) for external_id in (*result.deleted_ids, *result.restored_ids))
-        taken_digests.update(own)
-        if not simple:
+            claims.delivered.add(delivery_key)
+        spots = claims.claim(index, channel, result)
+        if spots is None:
             slow.append(index)
             continue
         fast.append(index)
         for spot, draft in zip(spots, result.items, strict=True):
             loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
             rows.append(draft_row(draft, channel, item_keys[spot][1], authors[spot], digests[spot]))
+    return fast, slow
+
+
+def _insert_fast(session: Session, deliveries: Sequence[tuple[str, IntakeResult]], rows: list[dict[str, object]],
+                 fast: list[int]) -> None:
     # Core executemany, not the ORM's bulk insert: nothing here needs identity-map bookkeeping.
     connection = session.connection()
     if rows:
@@ -141,6 +167,20 @@ def store_batch(loop: FeedbackLoop, session: Session, deliveries: Sequence[tuple
                      for i in fast if (delivery_id := deliveries[i][1].delivery_id)]
     if delivery_rows:
         connection.execute(insert(cast(Table, WebhookDelivery.__table__)), delivery_rows)
+
+
+def store_batch(loop: FeedbackLoop, session: Session, deliveries: Sequence[tuple[str, IntakeResult]],
+                key: bytes | None = None) -> list[WebhookOutcome]:
+    """Store every delivery in the caller's transaction; the outcomes are in the deliveries' order.
+
+    ``key`` is the pseudonym key when the caller already holds it (it never changes once made).
+    """
+    key = key if key is not None else pseudonym_key(session)
+    claims = _look_up(session, deliveries, key)
+    outcomes: list[WebhookOutcome | None] = [None] * len(deliveries)
+    rows: list[dict[str, object]] = []
+    fast, slow = _sort_deliveries(loop, deliveries, claims, outcomes, rows)
+    _insert_fast(session, deliveries, rows, fast)
     for index in fast:
         outcomes[index] = WebhookOutcome(ignored=None, report=IngestReport(created=len(deliveries[index][1].items)))
     for index in slow:  # after the bulk insert, in arrival order: an edit finds the item created before it

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from clustering.identity import match_to_predecessors
 from clustering.incremental import RADIUS_QUANTILE
-from clustering.pipeline import ThemePipeline
+from clustering.pipeline import ThemePipeline, ThemeResult
 from clustering.spectral import SpectralThemeClusterer
 from clustering.steering import steer
 from core.loop import FeedbackLoop
@@ -66,27 +66,10 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
 
     Items a person placed (membership source "human") stay where they were put.
     """
-    rows = session.execute(
-        select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
-        .where(FeedbackItem.embedding.is_not(None)).order_by(FeedbackItem.id)
-    ).all()
-    item_ids = [row[0] for row in rows]
-    texts = [row[1] for row in rows]
-    embeddings = (np.vstack([np.frombuffer(row[2] or b"", dtype=np.float32) for row in rows])
-                  if rows else np.zeros((0, 0), dtype=np.float32))  # no rows: the size is the embedder's
+    item_ids, texts, embeddings = _embedded_items(session)
     result = ThemePipeline(make_clusterer(loop.settings)).run(texts, embeddings)
-
-    old_members: dict[int, set[int]] = defaultdict(set)
-    human: dict[int, int] = {}
-    for membership in session.scalars(select(ThemeMembership)):
-        old_members[membership.theme_id].add(membership.item_id)
-        if membership.source == MembershipSource.HUMAN:
-            human[membership.item_id] = membership.theme_id
-
-    new_members: dict[int, set[int]] = defaultdict(set)
-    for item_id, label in zip(item_ids, result.labels.tolist(), strict=True):
-        if label >= 0 and item_id not in human:
-            new_members[label].add(item_id)
+    old_members, human = _memberships(session)
+    new_members = _machine_members(item_ids, result.labels, human)
     mapping = {label: final_theme(session, theme_id).id
                for label, theme_id in match_to_predecessors(new_members, old_members).items()}
     _keep_merged_together(session, mapping, new_members, old_members)
@@ -95,6 +78,57 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
         members.difference_update(steered)
 
     session.execute(delete(ThemeMembership).where(ThemeMembership.source == MembershipSource.MACHINE))
+    created_ids = _write_themes(session, result, texts, embeddings, new_members, mapping)
+    for item_id, theme_id in steered.items():
+        session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
+    _archive_unkept(session, set(mapping.values()) | set(human.values()))
+    session.flush()
+    for theme_id in created_ids:
+        theme = session.get(Theme, theme_id)
+        assert theme is not None
+        loop.pm.hook.theme_created(theme=theme_view(session, theme))
+    unthemed = int((result.labels < 0).sum())
+    return ClusterReport(items=len(item_ids), themes=len(mapping), created=len(created_ids),
+                         kept=len(mapping) - len(created_ids), unthemed=unthemed)
+
+
+def _embedded_items(session: Session) -> tuple[list[int], list[str], np.ndarray]:
+    """Ids, texts and embeddings (one row each) of every embedded item, in id order."""
+    rows = session.execute(
+        select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
+        .where(FeedbackItem.embedding.is_not(None)).order_by(FeedbackItem.id)
+    ).all()
+    item_ids = [row[0] for row in rows]
+    texts = [row[1] for row in rows]
+    embeddings = (np.vstack([np.frombuffer(row[2] or b"", dtype=np.float32) for row in rows])
+                  if rows else np.zeros((0, 0), dtype=np.float32))  # no rows: the size is the embedder's
+    return item_ids, texts, embeddings
+
+
+def _memberships(session: Session) -> tuple[dict[int, set[int]], dict[int, int]]:
+    """({theme id: its item ids} before this run, {item id: theme id} for items a person placed)."""
+    old_members: dict[int, set[int]] = defaultdict(set)
+    human: dict[int, int] = {}
+    for membership in session.scalars(select(ThemeMembership)):
+        old_members[membership.theme_id].add(membership.item_id)
+        if membership.source == MembershipSource.HUMAN:
+            human[membership.item_id] = membership.theme_id
+    return old_members, human
+
+
+def _machine_members(item_ids: list[int], labels: np.ndarray, human: dict[int, int]) -> dict[int, set[int]]:
+    """{cluster label: its item ids}, leaving out the unthemed and the items a person placed."""
+    new_members: dict[int, set[int]] = defaultdict(set)
+    for item_id, label in zip(item_ids, labels.tolist(), strict=True):
+        if label >= 0 and item_id not in human:
+            new_members[label].add(item_id)
+    return new_members
+
+
+def _write_themes(session: Session, result: ThemeResult, texts: list[str], embeddings: np.ndarray,
+                  new_members: dict[int, set[int]], mapping: dict[int, int]) -> list[int]:
+    """One theme per cluster (its predecessor, or a new one) with its machine memberships; ``mapping``
+    ends as {label: theme id}. The ids of the themes created."""
     created_ids: list[int] = []
     described: set[int] = set()
     # Largest clusters first: when a person's merge sends two clusters to one theme, the larger describes it.
@@ -111,32 +145,30 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
             created_ids.append(theme.id)
         if theme.id not in described:
             described.add(theme.id)
-            if not theme.label_locked:
-                theme.label = label_info.title
-            if theme.status == "archived":
-                theme.status = "new"
-            theme.keywords = label_info.keywords
-            theme.quotes = [texts[i] for i in label_info.quote_indices]
-            theme.centroid = result.centroids[label].tobytes()
-            members = embeddings[result.labels == label]
-            theme.radius = float(np.quantile(members @ result.centroids[label], RADIUS_QUANTILE))
+            _describe(theme, label, result, texts, embeddings)
         for item_id in new_members[label]:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE))
         mapping[label] = theme.id
-    for item_id, theme_id in steered.items():
-        session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
-    kept_ids = set(mapping.values()) | set(human.values())
+    return created_ids
+
+
+def _describe(theme: Theme, label: int, result: ThemeResult, texts: list[str], embeddings: np.ndarray) -> None:
+    label_info = result.themes[label]
+    if not theme.label_locked:
+        theme.label = label_info.title
+    if theme.status == "archived":
+        theme.status = "new"
+    theme.keywords = label_info.keywords
+    theme.quotes = [texts[i] for i in label_info.quote_indices]
+    theme.centroid = result.centroids[label].tobytes()
+    members = embeddings[result.labels == label]
+    theme.radius = float(np.quantile(members @ result.centroids[label], RADIUS_QUANTILE))
+
+
+def _archive_unkept(session: Session, kept_ids: set[int]) -> None:
     for theme in session.scalars(select(Theme).where(Theme.id.not_in(kept_ids) if kept_ids else true())
                                  .where(Theme.status != "merged")):
         theme.status = "archived"  # kept, not deleted: its tickets and history still point at it
-    session.flush()
-    for theme_id in created_ids:
-        theme = session.get(Theme, theme_id)
-        assert theme is not None
-        loop.pm.hook.theme_created(theme=theme_view(session, theme))
-    unthemed = int((result.labels < 0).sum())
-    return ClusterReport(items=len(item_ids), themes=len(mapping), created=len(created_ids),
-                         kept=len(mapping) - len(created_ids), unthemed=unthemed)
 
 
 def _keep_merged_together(session: Session, mapping: dict[int, int], new_members: dict[int, set[int]],
