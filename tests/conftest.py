@@ -1,60 +1,25 @@
 """Fixtures: a fresh database, plugin manager and app per test; a fake embedder for speed.
 
 Tests that need the real model load it themselves (it ships in a package). PostgreSQL runs when
-reachable, and with ``CI=true`` it must be: there its tests fail instead of skipping.
+reachable, and with ``CI=true`` it must be: there its tests fail instead of skipping. The helpers
+behind these fixtures live in ``tests/support``; test modules import them from there.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from core.loop import FeedbackLoop
-from core.plugin_manager import make_plugin_manager
-from core.settings import Settings, get_settings
-from core.worker import run_round
-
-ADMIN_KEY = "test-admin-key"
-POSTGRES_ADMIN_URL = os.environ.get("FEEDBACKLOOP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-class HashEmbedder:
-    """A deterministic bag-of-words embedder: texts sharing words land close together."""
-
-    name = "hash"
-
-    def embed(self, texts: Sequence[str], progress: object = None) -> np.ndarray:
-        vectors = np.zeros((len(texts), 64), dtype=np.float32)
-        for row, value in enumerate(texts):
-            for word in value.lower().split():
-                digest = hashlib.md5(word.strip(".,!?").encode()).digest()
-                vectors[row, digest[0] % 64] += 1.0
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1
-        return vectors / norms
-
-
-def postgres_available() -> bool:
-    try:
-        with create_engine(POSTGRES_ADMIN_URL).connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
+from core.settings import get_settings
+from tests.support.env import ADMIN_KEY, IN_CI, POSTGRES_ADMIN_URL, postgres_available
+from tests.support.loops import make_loop
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -82,14 +47,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"
-
-
-def make_loop(url: str, **overrides: object) -> FeedbackLoop:
-    settings = Settings(database_url=url, admin_key=ADMIN_KEY, load_plugins="", **overrides)
-    loop = FeedbackLoop(settings, pm=make_plugin_manager(load_installed=False))
-    loop._embedder = HashEmbedder()
-    loop.migrate()
-    return loop
 
 
 @pytest.fixture
@@ -127,30 +84,3 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
-
-
-@contextmanager
-def background_worker(loop: FeedbackLoop, pause_s: float = 0.2) -> Iterator[None]:
-    """The worker's rounds in a thread (as `feedbackloop deliveries work` runs them) while the block runs."""
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            run_round(loop, poll_every_s=3600)
-            time.sleep(pause_s)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
-def write_spike_rules(path: Path, chat_url: str, name: str, keyword: str, threshold: float = 3.0) -> Path:
-    """A rules file: everything to "support", and a spike rule that sends bursts about ``keyword`` to chat."""
-    path.write_text(f'[default]\nowner = "support"\n\n[[spike]]\nname = "{name}"\nowner = "payments-ops"\n'
-                    f'target = "chat_webhook"\ntarget_options = {{ url = "{chat_url}" }}\nthreshold = {threshold}\n'
-                    f'min_recent = 3\ncooldown_minutes = 30\nkeywords_any = ["{keyword}"]\n')
-    return path

@@ -17,7 +17,8 @@ from core.models import FeedbackItem, Theme, ThemeMembership
 from core.routing.rules import load_rules
 from core.themes.incremental import assign_new_items
 from core.types import ItemDraft
-from tests.conftest import ADMIN_KEY, background_worker, make_loop, write_spike_rules
+from tests.support.env import ADMIN_KEY
+from tests.support.loops import background_worker, make_loop, write_spike_rules
 from tests.test_review import TOPICS, seed, theme_of
 from tests.test_target_chat_email import ChatServer
 

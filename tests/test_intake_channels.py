@@ -12,7 +12,7 @@ from core.auth.api_keys import create_api_key
 from core.cli.app import app
 from core.loop import FeedbackLoop
 from plugins.webhook_signing import sign
-from tests.intake_support import count_items, items
+from tests.support.intake import count_items, items
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ from core.intake.channels import add_channel
 from core.intake.ingest import pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
 from plugins.discourse import text_from_cooked, text_from_raw
-from tests.intake_support import DISCOURSE_SECRET, count_items, discourse_capture, discourse_delivery, items
+from tests.support.intake import DISCOURSE_SECRET, count_items, discourse_capture, discourse_delivery, items
 
 
 @pytest.fixture

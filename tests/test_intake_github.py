@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from core.intake.channels import add_channel
 from core.intake.ingest import pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
-from tests.intake_support import GITHUB_DATA, GITHUB_SECRET, count_items, github_delivery, github_payload, items
+from tests.support.intake import GITHUB_DATA, GITHUB_SECRET, count_items, github_delivery, github_payload, items
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from core.models import AuditEntry, FeedbackItem, ItemSighting, ItemTombstone, T
 from core.settings import get_settings
 from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
-from tests.conftest import make_loop
+from tests.support.loops import make_loop
 
 
 def draft(text: str, channel: str, external_id: str, author: str | None = "ana", **metadata: object) -> ItemDraft:

@@ -14,9 +14,10 @@ from api.app import create_app
 from core.intake.channels import add_channel, receive_webhook
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, ThemeMembership, WebhookDelivery
-from core.themes.build import embed_pending, recluster, theme_views
+from core.themes.build import embed_pending, recluster
+from core.themes.views import theme_views
 from plugins.webhook_signing import sign
-from tests.intake_support import GITHUB_SECRET, count_items, github_delivery, github_payload
+from tests.support.intake import GITHUB_SECRET, count_items, github_delivery, github_payload
 
 SECRET = "webhook-secret-123456"
 

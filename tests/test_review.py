@@ -11,8 +11,9 @@ from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, FeedbackItem, Theme, ThemeMembership
 from core.routing.plan import decide
-from core.themes.build import embed_pending, recluster, theme_views
+from core.themes.build import embed_pending, recluster
 from core.themes.incremental import assign_new_items
+from core.themes.views import theme_views
 from core.types import ItemDraft
 
 TOPICS = {"card": "parcel courier delivery card late arrived", "login": "login password reset locked app screen",

@@ -14,7 +14,7 @@ from core.routing.outbox import DeliveryPolicy
 from core.routing.plan import decide, route
 from core.themes.build import embed_pending, recluster
 from core.types import DeliveryRequest, DeliveryResult, ItemDraft, TargetType
-from tests.conftest import make_loop
+from tests.support.loops import make_loop
 
 
 class FlakyTarget:

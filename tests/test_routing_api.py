@@ -17,16 +17,17 @@ from api.app import create_app
 from core import hookimpl
 from core.auth.api_keys import create_api_key
 from core.cli.app import app
+from core.clock import aware, utcnow
 from core.demo import DEMO_RULES, demo_drafts
 from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import Delivery, FeedbackItem, Owner, TargetCircuit, Theme, ThemeMembership
-from core.routing.outbox import DeliveryPolicy, aware, backoff_delay, send_due, utcnow
+from core.routing.outbox import DeliveryPolicy, backoff_delay, send_due
 from core.routing.plan import decide, plan_deliveries, route
 from core.settings import get_settings
 from core.themes.build import embed_pending, recluster
 from core.types import DeliveryRequest, DeliveryResult, TargetType
-from tests.conftest import make_loop
+from tests.support.loops import make_loop
 
 runner = CliRunner()
 

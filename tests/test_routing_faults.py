@@ -3,8 +3,9 @@
 The tracker is a separate HTTP server process that answers 500 or hangs past the client's timeout on
 half of its requests, sometimes after doing the work (so "created but not recorded" really happens).
 The worker is a forked process running the real delivery code, killed at random points while the test
-grows the themes. At the end every theme has exactly one ticket and the ticket shows the theme's final
-volume, with no growth comment posted twice.
+grows the themes, and at two fixed ones: right after the tracker made a ticket and right after it took a
+growth comment, before either is recorded. At the end every delivery is sent, every theme has exactly one
+ticket and the ticket shows the theme's final volume, with no growth comment posted twice.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from core.routing.outbox import DeliveryPolicy, send_due
 from core.routing.plan import plan_deliveries
 from core.settings import Settings
 from core.types import DeliveryRequest, DeliveryResult, TargetType
-from tests.conftest import make_loop
-from tests.http_fakes import JsonHandler
+from tests.support.http_fakes import JsonHandler
+from tests.support.loops import make_loop
 
 THEMES = 6
 KILLS = 200
@@ -139,6 +140,18 @@ def serve_tracker(port_queue: Any) -> None:
 class TrackerTarget:
     """The target plugin under test: look the ticket up by key before creating; comments likewise."""
 
+    def __init__(self, kill_points: dict[str, Any] | None = None) -> None:
+        # Random kills land in the delivery code only when the machine is fast enough (on a loaded one they
+        # all land in start-up), so the first ticket made and the first comment posted by any worker are
+        # each followed by a hang the test kills: "done but not recorded" is tried on every machine.
+        self.kill_points = kill_points or {}
+
+    def _hang_at(self, point: str) -> None:
+        event = self.kill_points.get(point)
+        if event is not None and not event.is_set():
+            event.set()
+            time.sleep(3600)
+
     def deliver(self, request: DeliveryRequest) -> DeliveryResult:
         base = str(request.options["url"])
         volume = request.theme.volume
@@ -152,6 +165,7 @@ class TrackerTarget:
                 if not found:
                     created = client.post("/tickets", json={"key": request.idempotency_key, "volume": volume})
                     created.raise_for_status()
+                    self._hang_at("created")
                     return DeliveryResult(external_ref=created.json()["id"])
                 ref, found_by_key = found[0]["id"], found[0]["volume"] != volume
             if request.update_key is not None or found_by_key:
@@ -161,6 +175,7 @@ class TrackerTarget:
                 if all(comment["update_key"] != update_key for comment in comments.json()):
                     client.post(f"/tickets/{ref}/comments",
                                 json={"update_key": update_key, "volume": volume}).raise_for_status()
+                    self._hang_at("commented")
             return DeliveryResult(external_ref=str(ref))
 
     @hookimpl
@@ -168,10 +183,10 @@ class TrackerTarget:
         register(TargetType(name="tracker", description="test tracker", deliver=self.deliver))
 
 
-def worker_loop(settings: Settings, ready: Any) -> None:
+def worker_loop(settings: Settings, ready: Any, kill_points: dict[str, Any]) -> None:
     """The forked worker: a fresh engine and plugin manager, then deliver until killed."""
     loop = FeedbackLoop(settings, pm=make_plugin_manager(load_installed=False))
-    loop.pm.register(TrackerTarget())
+    loop.pm.register(TrackerTarget(kill_points))
     rng = random.Random(os.getpid())
     ready.set()  # the kill is timed from here, so it lands inside the delivery code, not in start-up
     while True:
@@ -222,27 +237,40 @@ def test_no_ticket_lost_or_doubled_under_faults_and_kills(tmp_path: Path) -> Non
         plan_deliveries(loop, session)
     rng = random.Random(5)
     growth_events = 0
+    kill_points = {"created": context.Event(), "commented": context.Event()}
+    # The first worker makes a ticket (nothing exists yet). With this seed every theme grows after the first
+    # kill, so by the last one a growth comment is due somewhere unless a worker already posted one.
+    wait_for = {0: "created", KILLS - 1: "commented"}
     try:
         for kill in range(KILLS):
             ready = context.Event()
-            worker = context.Process(target=worker_loop, args=(loop.settings, ready))
+            worker = context.Process(target=worker_loop, args=(loop.settings, ready, kill_points))
             worker.start()
-            assert ready.wait(timeout=30)
-            if kill % 2 == 0:  # the themes grow while the worker runs
-                grow(loop, rng.choice(theme_ids), rng.randint(1, 3), serial)
-                growth_events += 1
-            time.sleep(rng.uniform(0.0, 0.25))
-            assert worker.pid is not None
-            os.kill(worker.pid, signal.SIGKILL)
-            worker.join()
+            try:
+                assert ready.wait(timeout=30)
+                if kill % 2 == 0:  # the themes grow while the worker runs
+                    grow(loop, rng.choice(theme_ids), rng.randint(1, 3), serial)
+                    growth_events += 1
+                if kill in wait_for:
+                    point = wait_for[kill]
+                    assert kill_points[point].wait(timeout=60), f"no worker reached the kill point {point!r}"
+                else:
+                    time.sleep(rng.uniform(0.0, 0.25))
+            finally:
+                # Also when an assertion above fails: a worker left alive keeps pytest from exiting.
+                assert worker.pid is not None
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.join()
             assert worker.exitcode == -signal.SIGKILL
         during_chaos = httpx.get(f"{tracker_url}/_state").json()
         # Drain with the faults still on: everything must converge without anyone's help.
         deadline = time.monotonic() + 60
+        behind: list[str] = []
         while time.monotonic() < deadline:
             send_due(loop, FAST_POLICY)
             with loop.session() as session:
-                behind = [d for d in session.scalars(select(Delivery))
+                behind = [f"{d.idempotency_key} ({d.state}, {d.delivered_volume} of {len(d.theme.memberships)})"
+                          for d in session.scalars(select(Delivery))
                           if d.state != "sent" or d.delivered_volume < len(d.theme.memberships)]
             if not behind:
                 break
@@ -258,6 +286,7 @@ def test_no_ticket_lost_or_doubled_under_faults_and_kills(tmp_path: Path) -> Non
           f"injected, {state['lookups_found']} lookups found an existing ticket, "
           f"{sum(len(t['comments']) for t in state['tickets'].values())} growth comments "
           f"({sum(len(t['comments']) for t in during_chaos['tickets'].values())} before the drain)")
+    assert not behind, f"deliveries not sent or not up to date after the drain: {behind}"
     assert sorted(tickets_by_key) == sorted(volumes)  # every theme has a ticket...
     assert all(len(tickets) == 1 for tickets in tickets_by_key.values())  # ...exactly one
     for key, (ticket,) in tickets_by_key.items():
@@ -266,6 +295,7 @@ def test_no_ticket_lost_or_doubled_under_faults_and_kills(tmp_path: Path) -> Non
         latest = max([ticket["volume"], *(comment["volume"] for comment in ticket["comments"])])
         assert latest == volumes[key], f"{key}: the ticket shows {latest} items, the theme has {volumes[key]}"
     assert state["faults_injected"] > 0 and state["lookups_found"] > 0  # the faults really happened
-    # The killed workers did the work (tickets and growth comments), not only the final drain.
-    assert len(during_chaos["tickets"]) == THEMES
-    assert sum(len(ticket["comments"]) for ticket in during_chaos["tickets"].values()) > 0
+    # How much of the work the killed workers did before the drain depends on the machine's speed; that some
+    # of it (a ticket and a growth comment, each followed by a kill before it was recorded) does not.
+    assert during_chaos["tickets"]
+    assert any(ticket["comments"] for ticket in during_chaos["tickets"].values())

@@ -22,8 +22,8 @@ from core.routing.replies import send_loop_replies
 from core.themes.build import embed_pending, recluster
 from core.themes.review import update_theme
 from core.types import ItemDraft
-from tests.conftest import make_loop
-from tests.http_fakes import JsonHandler, serve
+from tests.support.http_fakes import JsonHandler, serve
+from tests.support.loops import make_loop
 
 API_KEY_ENV = "FEEDBACKLOOP_TEST_DISCOURSE_KEY"
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from core.models import FeedbackItem, SpikeAlert, Theme, ThemeMembership
 from core.routing.rules import load_rules
 from core.themes.signals import theme_signals
-from tests.conftest import background_worker, make_loop, write_spike_rules
+from tests.support.loops import background_worker, make_loop, write_spike_rules
 from tests.test_target_chat_email import PERSONAL, ChatServer
 
 THRESHOLD = 3.0

@@ -12,8 +12,9 @@ from core.intake.ingest import ingest, pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, FeedbackItem, Owner, RoutingRule, Theme, ThemeMembership
 from core.routing.plan import route
-from core.themes.build import embed_pending, recluster, theme_views
+from core.themes.build import embed_pending, recluster
 from core.themes.review import update_theme
+from core.themes.views import theme_views
 from core.types import ItemDraft
 
 

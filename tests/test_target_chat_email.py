@@ -21,8 +21,8 @@ from core.routing.outbox import DeliveryPolicy, send_due
 from core.routing.plan import route
 from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
-from tests.conftest import make_loop
-from tests.http_fakes import JsonHandler, serve
+from tests.support.http_fakes import JsonHandler, serve
+from tests.support.loops import make_loop
 
 NO_BACKOFF = DeliveryPolicy(backoff_base_s=0)
 SEEDED = ["refund missing for my order please, mail me at jo{i}@example.com or call +44 20 7946 09{i:02d}",

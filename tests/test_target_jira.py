@@ -22,8 +22,9 @@ from core.routing.plan import route
 from core.routing.tracker_status import poll_statuses
 from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
-from tests.conftest import SHARED, make_loop
-from tests.jira_fake import FakeJira, adf_text
+from tests.support.env import SHARED
+from tests.support.jira_fake import FakeJira, adf_text
+from tests.support.loops import make_loop
 
 WEBHOOKS = SHARED / "data" / "jira" / "webhooks"
 NO_BACKOFF = DeliveryPolicy(backoff_base_s=0)
@@ -106,7 +107,7 @@ def test_a_retry_after_a_lost_answer_finds_the_issue_instead_of_creating_another
 
 
 def test_the_spec_check_catches_a_malformed_request() -> None:
-    from tests.jira_fake import SpecValidator, load_spec
+    from tests.support.jira_fake import SpecValidator, load_spec
 
     validator = SpecValidator(load_spec())
     assert validator.check_request("POST", "/rest/api/3/issue", {}, {"fields": {"description": "plain"}})

@@ -22,7 +22,8 @@ from core.routing.plan import route
 from core.routing.tracker_status import poll_statuses
 from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
-from tests.conftest import IN_CI, make_loop
+from tests.support.env import IN_CI
+from tests.support.loops import make_loop
 
 START_SCRIPT = Path(__file__).with_name("redmine") / "start-redmine.sh"
 KEY_ENV = "FEEDBACKLOOP_TEST_REDMINE_KEY"

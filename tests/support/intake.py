@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem
 from plugins.webhook_signing import sign
-from tests.conftest import IN_CI, SHARED
+from tests.support.env import IN_CI, SHARED
 
-GITHUB_DATA = Path(__file__).with_name("data") / "github"
+GITHUB_DATA = Path(__file__).resolve().parents[1] / "data" / "github"
 # Not redistributable (see its SOURCE.md): read from the shared folder next to the checkout.
 DISCOURSE_DATA = SHARED / "data" / "webhooks" / "discourse"
 DISCOURSE_SECRET = "discourse-test-secret-0123"

@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlparse
 
 from jsonschema import Draft7Validator
 
-from tests.conftest import SHARED
-from tests.http_fakes import JsonHandler
+from tests.support.env import SHARED
+from tests.support.http_fakes import JsonHandler
 
 SPEC_PATH = SHARED / "data" / "jira" / "swagger-v3.v3.json"
 ADF_NODES = {"doc", "paragraph", "text", "hardBreak", "blockquote", "heading", "bulletList", "listItem",

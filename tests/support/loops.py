@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class HashEmbedder:
         return vectors / norms
 
 
-def make_loop(url: str, **overrides: object) -> FeedbackLoop:
+def make_loop(url: str, **overrides: Any) -> FeedbackLoop:
     settings = Settings(database_url=url, admin_key=ADMIN_KEY, load_plugins="", **overrides)
     loop = FeedbackLoop(settings, pm=make_plugin_manager(load_installed=False), embedder=HashEmbedder())
     loop.migrate()
