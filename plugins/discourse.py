@@ -23,9 +23,10 @@ from html.parser import HTMLParser
 from typing import Any
 
 from core import hookimpl
+from core.clock import parse_timestamp
 from core.types import ChannelType, IntakeResult, ItemDraft, ThreadReplies, WebhookRejected, WebhookRequest
 from plugins.discourse_reply import opener_id, post_reply, thread_of
-from plugins.webhook_signing import parse_json, parse_timestamp, split_option, truthy, verify
+from plugins.webhook_signing import parse_json, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Discourse-Event-Signature"
 POST_EVENTS = {"post_created", "post_edited", "post_recovered", "post_destroyed"}

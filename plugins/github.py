@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from core import hookimpl
+from core.clock import parse_timestamp
 from core.types import ChannelType, IntakeResult, ItemDraft, ThreadReplies, WebhookRejected, WebhookRequest
 from plugins.github_reply import post_reply, thread_of
-from plugins.webhook_signing import parse_json, parse_timestamp, split_option, truthy, verify
+from plugins.webhook_signing import parse_json, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 TEAM_ASSOCIATIONS = {"OWNER", "MEMBER", "COLLABORATOR"}

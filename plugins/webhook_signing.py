@@ -9,10 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from core.clock import parse_timestamp
 from core.types import WebhookRejected
-
-__all__ = ["parse_json", "parse_timestamp", "sign", "split_option", "truthy", "verify"]
 
 
 def sign(secret: str, body: bytes) -> str:
