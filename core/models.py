@@ -59,6 +59,8 @@ class FeedbackItem(Base):
     # Impact signals from the channel (a payload field or a lookup file), for weighting themes.
     customer_tier: Mapped[str | None] = mapped_column(String(64))
     account_value: Mapped[float | None] = mapped_column(Float)
+    # When the source last edited the item: an edit older than this is a replay or a late delivery.
+    source_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     membership: Mapped[ThemeMembership | None] = relationship(back_populates="item", uselist=False)
 
@@ -216,7 +218,10 @@ class ApiKey(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(32), default="admin")
+    role: Mapped[str] = mapped_column(String(32), default="admin")  # before 0005; scopes decide now
+    # Drawn from admin, pm, intake, read (core.auth.api_keys); intake keys may be bound to channels.
+    scopes: Mapped[list[str] | None] = mapped_column(JSON)
+    channels: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
