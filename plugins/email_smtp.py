@@ -4,20 +4,24 @@ The Message-ID is derived from the delivery's idempotency key and updates carry 
 ``References`` to it, so mail clients thread them and can drop a repeated message with the same id.
 
 Target options: ``host``, ``port`` (default 25), ``from``, ``to`` (an address or a list), ``starttls``
-(default false), ``username`` and ``password_env`` (environment variable holding the password).
+(default false), ``username`` and ``password_env`` (environment variable holding the password). The
+host obeys the outbound policy (``core.outbound``): only host entries of FEEDBACKLOOP_OUTBOUND_ALLOWED
+count, and every address it resolves to is checked before connecting.
 """
 
 from __future__ import annotations
 
 import hashlib
 import smtplib
+import ssl
 from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
 from core import hookimpl
-from core.secrets import env_secret
+from core.outbound import check_host
+from core.secrets import optional_secret_from_env
 from core.types import DeliveryRequest, DeliveryResult, TargetType
 
 SMTP_TIMEOUT_S = 20.0
@@ -62,10 +66,13 @@ def build_message(request: DeliveryRequest) -> EmailMessage:
 def deliver(request: DeliveryRequest) -> DeliveryResult:
     options = request.options
     mail = build_message(request)
-    password = env_secret(options.get("password_env"))
-    with smtplib.SMTP(str(options["host"]), int(options.get("port", 25)), timeout=SMTP_TIMEOUT_S) as smtp:
+    password = optional_secret_from_env(options, "password_env", "the email target's password", request.settings)
+    host, port = str(options["host"]), int(options.get("port", 25))
+    check_host(host, port, request.settings, "the email target")
+    with smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_S) as smtp:
         if options.get("starttls"):
-            smtp.starttls()
+            # A verifying context: smtplib's default accepts any certificate, and the password follows.
+            smtp.starttls(context=ssl.create_default_context())
         if options.get("username") and password:
             smtp.login(str(options["username"]), password)
         smtp.send_message(mail)

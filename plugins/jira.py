@@ -9,19 +9,23 @@ Target options (``target_options`` in a rule):
 ``server`` (base URL), ``project`` (key), ``api`` ("3", the default, or "2"), ``issue_type`` (default
 "Task"), ``user`` and ``token_env`` (environment variable holding the API token or password),
 ``labels`` (extra labels), ``priority`` (a priority name, or "auto": High for large or angry themes),
-``status_map`` (tracker status -> theme status, see core.routing.tracker_status).
+``status_map`` (tracker status -> theme status, see core.routing.tracker_status). The ``jira`` package
+makes its own requests, so ``server`` is checked against the outbound policy (``core.outbound``, DNS
+included) before each connection; ``requests`` drops the ``Authorization`` header on a redirect to another
+host.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jira import JIRA
 
 from core import hookimpl
-from core.secrets import secret_from_env
+from core.outbound import check_url
+from core.secrets import optional_secret_from_env
 from core.types import (
     DeliveryRequest,
     DeliveryResult,
@@ -31,6 +35,9 @@ from core.types import (
     WebhookRequest,
 )
 from plugins.webhook_signing import parse_json, verify
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 KEY_LABEL_PREFIX = "feedbackloop-"
 MARKER_PREFIX = "feedbackloop-update-"
@@ -50,13 +57,14 @@ def is_cloud(options: Mapping[str, Any]) -> bool:
     return str(options.get("api", "3")) == "3"
 
 
-def connect(options: Mapping[str, Any]) -> JIRA:
+def connect(options: Mapping[str, Any], settings: Settings | None = None) -> JIRA:
     if not options.get("server") or not options.get("project"):
         raise ValueError("jira target needs 'server' and 'project' options")
-    token = secret_from_env(options, "token_env", "the jira target's API token") if options.get("token_env") else None
+    server = check_url(str(options["server"]), settings, "the jira target")
+    token = optional_secret_from_env(options, "token_env", "the jira target's API token", settings)
     basic_auth = (str(options.get("user", "")), token) if token else None
     # max_retries=0: retries belong to the delivery worker, with its backoff and circuit breaker.
-    return JIRA(server=str(options["server"]), basic_auth=basic_auth, max_retries=0, timeout=REQUEST_TIMEOUT_S,
+    return JIRA(server=server, basic_auth=basic_auth, max_retries=0, timeout=REQUEST_TIMEOUT_S,
                 options={"rest_api_version": "3" if is_cloud(options) else "2"})
 
 
@@ -117,7 +125,7 @@ def comment_once(client: JIRA, options: Mapping[str, Any], issue_key: str, text:
 
 def deliver(request: DeliveryRequest) -> DeliveryResult:
     options = request.options
-    client = connect(options)
+    client = connect(options, request.settings)
     try:
         link = request.link or request.body.rsplit("\n", 1)[-1]
         server = str(options["server"]).rstrip("/")
@@ -155,6 +163,7 @@ def deliver(request: DeliveryRequest) -> DeliveryResult:
 
 
 def read_status(options: Mapping[str, Any], ref: str) -> str | None:
+    # A status poll has no request to carry settings: the process's (the loop's own in a deployment) apply.
     client = connect(options)
     try:
         issue = client.issue(ref, fields="status")

@@ -7,20 +7,24 @@ issue's status (``core.routing.tracker_status``).
 
 Target options: ``url``, ``project`` (identifier), ``api_key_env`` (environment variable holding the
 REST API key), ``tracker_id`` and ``priority_id`` (optional), ``status_map`` (tracker status -> theme
-status).
+status). The URL obeys the outbound policy (``core.outbound``) on every request.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from core import hookimpl
+from core.outbound import http_client
 from core.secrets import secret_from_env
 from core.types import DeliveryRequest, DeliveryResult, TargetType
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 REQUEST_TIMEOUT_S = 20.0
 
@@ -29,12 +33,13 @@ def marker(key: str) -> str:
     return "feedbackloop-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def client_for(options: Mapping[str, Any]) -> httpx.Client:
+def client_for(options: Mapping[str, Any], settings: Settings | None = None) -> httpx.Client:
     if not options.get("url") or not options.get("project"):
         raise ValueError("redmine target needs 'url' and 'project' options")
-    api_key = secret_from_env(options, "api_key_env", "the redmine target's API key")
-    return httpx.Client(base_url=str(options["url"]).rstrip("/"), timeout=REQUEST_TIMEOUT_S,
-                        headers={"X-Redmine-API-Key": api_key, "Content-Type": "application/json"})
+    api_key = secret_from_env(options, "api_key_env", "the redmine target's API key", settings)
+    return http_client(settings, "the redmine target", base_url=str(options["url"]).rstrip("/"),
+                       timeout=REQUEST_TIMEOUT_S,
+                       headers={"X-Redmine-API-Key": api_key, "Content-Type": "application/json"})
 
 
 def find_issue(client: httpx.Client, options: Mapping[str, Any], key_marker: str) -> tuple[str, str] | None:
@@ -57,7 +62,7 @@ def note_once(client: httpx.Client, issue_id: str, text: str, note_marker: str) 
 def deliver(request: DeliveryRequest) -> DeliveryResult:
     options = request.options
     key_marker = marker(request.idempotency_key)
-    with client_for(options) as client:
+    with client_for(options, request.settings) as client:
         issue_id = request.existing_ref
         if issue_id is None and (found := find_issue(client, options, key_marker)) is not None:
             issue_id = found[0]
@@ -85,6 +90,7 @@ def deliver(request: DeliveryRequest) -> DeliveryResult:
 
 
 def read_status(options: Mapping[str, Any], ref: str) -> str | None:
+    # A status poll has no request to carry settings: the process's (the loop's own in a deployment) apply.
     with client_for(options) as client:
         response = client.get(f"/issues/{ref}.json")
         response.raise_for_status()

@@ -12,4 +12,4 @@ from core.types import OwnerChoice, ThemeView
 def choose_owner(theme: ThemeView, settings: Settings) -> OwnerChoice | None:
     if settings.rules_file is None:
         return None
-    return load_rules(settings.rules_file).decide(theme)
+    return load_rules(settings.rules_file, settings).decide(theme)

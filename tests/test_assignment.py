@@ -61,8 +61,8 @@ def test_new_items_join_at_once_and_a_new_theme_emerges(loop: FeedbackLoop) -> N
 def test_burst_through_the_api_reaches_the_owner_within_5_seconds(tmp_path: Path) -> None:
     chat = ChatServer()
     rules = write_spike_rules(tmp_path / "rules.toml", chat.url, "burst", "refund")
-    assert load_rules(rules).spikes
     loop = make_loop(f"sqlite:///{tmp_path / 'burst.db'}", rules_file=rules)
+    assert load_rules(rules, loop.settings).spikes
     themes = seed(loop)
     with loop.session() as session:  # the seeded history is weeks old: the theme's usual rate is low
         from datetime import UTC, datetime, timedelta

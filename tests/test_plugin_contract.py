@@ -142,14 +142,16 @@ def test_hookspec_annotations_are_the_real_types() -> None:
 
 
 def test_secrets_come_from_the_variable_an_option_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FEEDBACKLOOP_TEST_TOKEN", "t0ken")
-    monkeypatch.delenv("FEEDBACKLOOP_TEST_UNSET", raising=False)
-    assert secret_from_env({"token_env": "FEEDBACKLOOP_TEST_TOKEN"}, "token_env", "x") == "t0ken"
-    with pytest.raises(ConfigurationError, match=r"'token_env' option and \$FEEDBACKLOOP_TEST_UNSET set"):
-        secret_from_env({"token_env": "FEEDBACKLOOP_TEST_UNSET"}, "token_env", "the tracker")
+    # Options may name only variables the operator allowed (FEEDBACKLOOP_SECRET_* by default).
+    monkeypatch.setenv("FEEDBACKLOOP_SECRET_TEST_TOKEN", "t0ken")
+    monkeypatch.delenv("FEEDBACKLOOP_SECRET_TEST_UNSET", raising=False)
+    settings = Settings()
+    assert secret_from_env({"token_env": "FEEDBACKLOOP_SECRET_TEST_TOKEN"}, "token_env", "x", settings) == "t0ken"
+    with pytest.raises(ConfigurationError, match=r"'token_env' option and \$FEEDBACKLOOP_SECRET_TEST_UNSET set"):
+        secret_from_env({"token_env": "FEEDBACKLOOP_SECRET_TEST_UNSET"}, "token_env", "the tracker", settings)
     with pytest.raises(ConfigurationError, match="'token_env'"):
-        secret_from_env({}, "token_env", "the tracker")
-    assert env_secret(None) is None and env_secret("FEEDBACKLOOP_TEST_UNSET") is None
+        secret_from_env({}, "token_env", "the tracker", settings)
+    assert env_secret(None) is None and env_secret("FEEDBACKLOOP_SECRET_TEST_UNSET") is None
 
 
 def test_a_target_types_status_webhook_gets_its_own_endpoint(loop: FeedbackLoop, tmp_path: Path,

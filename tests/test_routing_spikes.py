@@ -21,8 +21,8 @@ THRESHOLD = 3.0
 def test_burst_reaches_the_owner_within_5_seconds_once(tmp_path: Path) -> None:
     chat = ChatServer()
     rules = write_spike_rules(tmp_path / "rules.toml", chat.url, "checkout-burst", "checkout", THRESHOLD)
-    assert load_rules(rules).spikes[0].threshold == THRESHOLD
     loop = make_loop(f"sqlite:///{tmp_path / 'spikes.db'}", rules_file=rules)
+    assert load_rules(rules, loop.settings).spikes[0].threshold == THRESHOLD
     serial = iter(range(10_000))
 
     def add_item(theme_id: int, when: datetime) -> None:

@@ -24,12 +24,16 @@ from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
 from tests.support.env import SHARED
 from tests.support.jira_fake import FakeJira, adf_text
-from tests.support.loops import make_loop
+from tests.support.loops import make_loop, process_allows_test_destinations
 
 WEBHOOKS = SHARED / "data" / "jira" / "webhooks"
 NO_BACKOFF = DeliveryPolicy(backoff_base_s=0)
 SEEDED = ["refund missing for my order please, mail me at jo{i}@example.com or call +44 20 7946 09{i:02d}",
           "refund missing for my order please, card 4111 1111 1111 1111 charged twice on day {i}"]
+
+
+# Status polls read the process's settings (see the fixture).
+pytestmark = pytest.mark.usefixtures(process_allows_test_destinations.__name__)
 
 
 def jira_loop(tmp_path: Path, fake: FakeJira, api: str) -> FeedbackLoop:

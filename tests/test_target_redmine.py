@@ -23,13 +23,17 @@ from core.routing.tracker_status import poll_statuses
 from core.themes.build import embed_pending, recluster
 from core.types import ItemDraft
 from tests.support.env import IN_CI
-from tests.support.loops import make_loop
+from tests.support.loops import make_loop, process_allows_test_destinations
 
 START_SCRIPT = Path(__file__).with_name("redmine") / "start-redmine.sh"
 KEY_ENV = "FEEDBACKLOOP_TEST_REDMINE_KEY"
 NO_BACKOFF = DeliveryPolicy(backoff_base_s=0)
 TEXTS = ["invoice download fails for my account please, mail me at sam{i}@example.org or call 555-201-44{i:02d}",
          "invoice download fails for my account please, card 5500 0000 0000 0004 charged on day {i}"]
+
+
+# Status polls read the process's settings (see the fixture).
+pytestmark = pytest.mark.usefixtures(process_allows_test_destinations.__name__)
 
 
 def unavailable(reason: str) -> None:

@@ -151,7 +151,7 @@ def _claim(loop: FeedbackLoop, delivery_id: int, policy: DeliveryPolicy, report:
             theme=view, owner=delivery.owner.name if delivery.owner else "",
             options=options, title=message.title, body=message.body, link=message.link,
             idempotency_key=delivery.idempotency_key, existing_ref=delivery.external_ref,
-            update_key=update_key(delivery, view.volume) if is_update else None,
+            update_key=update_key(delivery, view.volume) if is_update else None, settings=loop.settings,
         )
         delivery.attempts += 1
         # Pessimistic schedule: if this worker dies during the call, the next one waits as after a failure.

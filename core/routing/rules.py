@@ -27,11 +27,14 @@
     cooldown_minutes = 60        # at most one notice per theme per cooldown
     keywords_any = ["outage"]    # optional, the same conditions as rules
 
-Errors name the file, the line of the offending rule, and the reason.
+Errors name the file, the line of the offending rule, and the reason. Target options are checked against
+the outbound policy when the file is read or replaced (``core.outbound``: URLs, hosts and the variables
+``*_env`` options name), and again by the target on every call.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -41,7 +44,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.orm import Session
+
+from core.audit import record
 from core.errors import Conflict, InvalidInput
+from core.outbound import OutboundRefused, check_destination_options
+from core.secrets import SecretEnvRefused
+from core.settings import Settings, get_settings
 from core.types import OwnerChoice, ThemeView
 
 CONDITION_KEYS = {"keywords_any", "label_contains", "kind", "channel", "min_volume", "max_sentiment",
@@ -163,7 +172,8 @@ def _section_lines(source: str, section: str) -> list[int]:
     return [number for number, line in enumerate(source.splitlines(), 1) if line.split("#")[0].strip() == header]
 
 
-def parse_rules(source: str, origin: str = "rules") -> RuleSet:
+def parse_rules(source: str, origin: str = "rules", settings: Settings | None = None) -> RuleSet:
+    """The rules in ``source``; ``settings`` (None: the process's) decide which target options may be used."""
     try:
         document = tomllib.loads(source)
     except tomllib.TOMLDecodeError as error:
@@ -182,7 +192,19 @@ def parse_rules(source: str, origin: str = "rules") -> RuleSet:
         default = _build_rule({"name": "default", **document["default"]}, f"{origin} [default]", "default")
     ordered = tuple(sorted(rules, key=lambda rule: rule.priority))  # stable: file order breaks ties
     spikes = _build_section(document, source, origin, "spike", _build_spike, seen)
-    return RuleSet(rules=ordered, default=default, spikes=tuple(spikes))
+    rule_set = RuleSet(rules=ordered, default=default, spikes=tuple(spikes))
+    _check_destinations(rule_set, origin, settings)
+    return rule_set
+
+
+def _check_destinations(rules: RuleSet, origin: str, settings: Settings | None) -> None:
+    """Every rule's target options against the outbound policy, so a bad URL or variable is refused on saving."""
+    entries: list[Rule | SpikeRule] = [*rules.rules, *rules.spikes, *([rules.default] if rules.default else [])]
+    for entry in entries:
+        try:
+            check_destination_options(entry.target_options, settings, f"{origin}: rule {entry.name!r}")
+        except (OutboundRefused, SecretEnvRefused) as error:
+            raise RulesError(error.message) from error
 
 
 def _build_spike(raw: dict[str, Any], where: str, default_name: str) -> SpikeRule:
@@ -252,23 +274,26 @@ def _build_rule(raw: dict[str, Any], where: str, default_name: str) -> Rule:
     )
 
 
-_cache: dict[tuple[str, float], RuleSet] = {}
+_cache: dict[tuple[str, float, str, str, str], RuleSet] = {}
 
 
-def load_rules(path: Path | str) -> RuleSet:
+def load_rules(path: Path | str, settings: Settings | None = None) -> RuleSet:
     """Parse the configured rules file, re-reading it only when it changes.
 
     A broken configured file is a conflict (409) rather than bad input: the request was fine, the file
     an admin left behind is not, and it stays broken until someone fixes it.
     """
     path = Path(path)
+    settings = settings if settings is not None else get_settings()
     try:
-        stamp = (str(path.resolve()), path.stat().st_mtime)
+        # The outbound settings are part of the key: what a file may name depends on them.
+        stamp = (str(path.resolve()), path.stat().st_mtime, settings.outbound_allowed,
+                 settings.outbound_allow_private, settings.secret_env_allowed)
     except OSError as error:
         raise RulesError(f"{path}: cannot read rules file: {error.strerror}", status_code=409) from error
     if stamp not in _cache:
         try:
-            _cache[stamp] = parse_rules(path.read_text(encoding="utf-8"), origin=str(path))
+            _cache[stamp] = parse_rules(path.read_text(encoding="utf-8"), origin=str(path), settings=settings)
         except RulesError as error:
             raise RulesError(error.message, status_code=409) from error
     return _cache[stamp]
@@ -281,14 +306,29 @@ def configured_rules_path(rules_file: Path | None) -> Path:
     return Path(rules_file)
 
 
-def replace_rules_file(path: Path, source: str) -> RuleSet:
+def replace_rules_file(path: Path, source: str, settings: Settings | None = None) -> RuleSet:
     """Check ``source`` and put it in place of the rules file; an invalid one leaves the old file as it was.
 
     Written beside the file and renamed over it, so a reader never sees half a file.
     """
-    rules = parse_rules(source, origin="rules")
+    rules = parse_rules(source, origin="rules", settings=settings)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(source)
     os.replace(temporary, path)
     return rules
+
+
+def replace_rules(session: Session, path: Path, source: str, actor: str, settings: Settings | None = None) -> RuleSet:
+    """``replace_rules_file`` with an audit entry in ``session``; a refused file raises, and the caller's
+    rollback takes the entry back. The entry names the file by digest, not content: rules carry target
+    options such as webhook URLs.
+    """
+    try:
+        before: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        before = None
+    record(session, actor, "replace_rules", "rules_file", path.name,
+           {"file": str(path), "sha256_before": before, "sha256_after": hashlib.sha256(source.encode()).hexdigest()})
+    session.flush()
+    return replace_rules_file(path, source, settings)

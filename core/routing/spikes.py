@@ -45,7 +45,7 @@ def check_spikes(loop: FeedbackLoop) -> int:
     if loop.settings.rules_file is None:
         return 0
     try:
-        spike_rules = load_rules(loop.settings.rules_file).spikes
+        spike_rules = load_rules(loop.settings.rules_file, loop.settings).spikes
     except RulesError:
         return 0  # routing reports a broken rules file; the worker must keep delivering meanwhile
     if not spike_rules:
@@ -72,7 +72,7 @@ def check_spikes(loop: FeedbackLoop) -> int:
                 message = spike_message(view, signals[theme_id], loop.settings.public_url)
                 pending.append((alert.id, DeliveryRequest(
                     theme=view, owner=rule.owner, options=dict(rule.target_options), title=message.title,
-                    body=message.body, link=message.link,
+                    body=message.body, link=message.link, settings=loop.settings,
                     idempotency_key=f"spike-{alert.id}", existing_ref=ticket, event="spike"), rule.target))
     for alert_id, request, target_type in pending:
         _send(loop, alert_id, request, target_type)
