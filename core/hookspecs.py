@@ -42,6 +42,11 @@ def enrich_item(item: ItemDraft, settings: Settings) -> None:
     """Enrich a new feedback item in place (sentiment, redaction, kind) before it is stored."""
 
 
+@hookspec
+def redact_item(item: ItemDraft, settings: Settings) -> None:
+    """Redact personal data in a draft's url and metadata in place; called for every draft, new or re-sent."""
+
+
 @hookspec(firstresult=True)
 def choose_owner(theme: ThemeView, settings: Settings) -> OwnerChoice | None:
     """Return an ``OwnerChoice`` for a theme, or None to let the next plugin decide."""

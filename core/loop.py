@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_session_factory, migrate, session_scope
 from core.errors import ConfigurationError
+from core.intake.pseudonyms import Pseudonyms, load_pseudonyms
 from core.plugin_manager import channel_types, embedders, make_plugin_manager, target_types
 from core.settings import Settings
 from core.types import ChannelType, TargetType
@@ -31,6 +32,14 @@ class FeedbackLoop:
 
     def migrate(self) -> None:
         migrate(self.engine)
+        # On start: the key file is made (or an earlier version's key moved out of the database) and checked now,
+        # before any request, rather than inside the first transaction that stores an item.
+        _ = self.pseudonyms
+
+    @cached_property
+    def pseudonyms(self) -> Pseudonyms:
+        """This installation's keyed pseudonyms; the key is read once per loop."""
+        return load_pseudonyms(self.settings, self.sessions)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

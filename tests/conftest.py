@@ -22,6 +22,15 @@ from tests.support.env import ADMIN_KEY, IN_CI, POSTGRES_ADMIN_URL, postgres_ava
 from tests.support.loops import make_loop
 
 
+@pytest.fixture(autouse=True)
+def secrets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own folder for the pseudonym key, shared by its loops, its CLI runs and the servers it
+    starts (they inherit the environment): tests never write a key into the repository."""
+    folder = tmp_path / ".feedbackloop-secrets"
+    monkeypatch.setenv("FEEDBACKLOOP_SECRETS_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a new PostgreSQL database dropped afterwards."""

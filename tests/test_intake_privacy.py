@@ -76,7 +76,7 @@ def seeded(loop: FeedbackLoop) -> None:
 def test_forget_erases_items_embeddings_memberships_and_is_audited(any_loop: FeedbackLoop) -> None:
     seeded(any_loop)
     with any_loop.session() as session:
-        report = forget_author(session, "Ana", actor="dpo@example")
+        report = forget_author(session, "Ana", actor="dpo@example", pseudonyms=any_loop.pseudonyms)
     assert (report.items, report.sightings) == (6, 1) and report.themes_scrubbed >= 1
     with any_loop.session() as session:
         assert session.scalar(select(func.count()).select_from(FeedbackItem)) == 6
@@ -90,7 +90,7 @@ def test_forget_erases_items_embeddings_memberships_and_is_audited(any_loop: Fee
         late = ingest(any_loop, session, [draft("card delivery late again 1", "forum", "c1")])
     assert late.created == 0  # a redelivery after erasure does not store the words again
     with any_loop.session() as session, pytest.raises(ForgetError):
-        forget_author(session, "  ")
+        forget_author(session, "  ", pseudonyms=any_loop.pseudonyms)
 
 
 def test_forget_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -184,6 +184,22 @@ def test_hook_enrich_item(loop: FeedbackLoop) -> None:
         assert dark.sentiment is not None and -1 <= dark.sentiment <= 1
 
 
+def test_hook_redact_item(loop: FeedbackLoop) -> None:
+    class Masker:  # runs for re-sent drafts too, whose metadata merges in without enrichment
+        @hookimpl
+        def redact_item(self, item: ItemDraft) -> None:
+            item.metadata = {key: "***" if key == "secret" else value for key, value in item.metadata.items()}
+
+    loop.pm.register(Masker())
+    with loop.session() as session:
+        ingest(loop, session, [ItemDraft(text="slow sync", external_id="1", metadata={"a": 1})])
+        ingest(loop, session, [ItemDraft(text="slow sync", external_id="1", metadata={"secret": "x",
+                                                                                   "mail": "a@example.com"})])
+    with loop.session() as session:
+        assert session.scalars(select(FeedbackItem)).one().metadata_json == {"a": 1, "secret": "***",
+                                                                              "mail": "[EMAIL]"}
+
+
 RULES = """
 [default]
 owner = "product"

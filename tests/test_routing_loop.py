@@ -82,7 +82,7 @@ def seeded_loop(tmp_path: Path, forum: DiscourseApi) -> FeedbackLoop:
         ingest(loop, session, drafts)
         embed_pending(loop, session)
         recluster(loop, session)
-        assert forget_author(session, "fay").items == 3
+        assert forget_author(session, "fay", pseudonyms=loop.pseudonyms).items == 3
     return loop
 
 
@@ -144,7 +144,8 @@ def test_declined_theme_comments_once_on_each_github_issue(tmp_path: Path, monke
         loop = make_loop(f"sqlite:///{tmp_path / 'gh.db'}")
         with loop.session() as session:
             add_channel(loop, session, "repo", "github",
-                        options={"reply_api_url": github.url, "reply_token_env": "FEEDBACKLOOP_TEST_GITHUB_TOKEN"})
+                        options={"reply_api_url": github.url, "reply_token_env": "FEEDBACKLOOP_TEST_GITHUB_TOKEN",
+                                 "reply_repositories": "acme/*"})
             ingest(loop, session, [ItemDraft(
                 text=f"please add dark mode to the mobile app, my eyes hurt at night ({number}-{n})",
                 channel="repo", external_id=f"c-{number}-{n}", author=f"dev{n}",

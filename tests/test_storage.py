@@ -8,7 +8,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from core.intake.channels import ChannelError, add_channel, list_channels, remove_channel
-from core.intake.ingest import ingest, pseudonym_key, pseudonymise
+from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, FeedbackItem, Owner, RoutingRule, Theme, ThemeMembership
 from core.routing.plan import route
@@ -35,7 +35,7 @@ def test_item_round_trip_with_metadata_and_pseudonym(any_loop: FeedbackLoop) -> 
         assert item.text_original.startswith("Call me on +44")
         assert "7946" not in item.text_redacted and "[PHONE]" in item.text_redacted
         assert item.metadata_json == {"tier": "gold", "n": 3}
-        assert item.author_pseudonym == pseudonymise(pseudonym_key(session), "alice@example.com")
+        assert item.author_pseudonym == any_loop.pseudonyms.author("alice@example.com")
         assert "Alice" not in (item.author_pseudonym or "")
         assert item.kind in {"idea", "complaint", "question", "praise"} and item.sentiment is not None
 

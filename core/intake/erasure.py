@@ -14,7 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.errors import FeedbackloopError
-from core.intake.ingest import is_tombstoned, pseudonym_key, pseudonymise, scrub_quotes
+from core.intake.ingest import is_tombstoned, scrub_quotes
+from core.intake.pseudonyms import Pseudonyms
 from core.models import AuditEntry, FeedbackItem, ItemSighting, ItemTombstone
 
 
@@ -30,8 +31,9 @@ class ForgetReport:
     themes_scrubbed: int
 
 
-def forget_author(session: Session, author: str, actor: str = "cli") -> ForgetReport:
-    pseudonym = pseudonymise(pseudonym_key(session), author)
+def forget_author(session: Session, author: str, actor: str = "cli", *,
+                  pseudonyms: Pseudonyms) -> ForgetReport:
+    pseudonym = pseudonyms.author(author)
     if pseudonym is None:
         raise ForgetError("--author must name an author (it is matched case-insensitively)")
     rows = session.execute(
