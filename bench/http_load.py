@@ -36,7 +36,11 @@ def request_bytes(host: str, path: str, secret: str, index: int, run: str) -> by
     # which takes the slower linking path and is not what a burst of fresh feedback looks like.
     body = json.dumps({"id": f"{run}-{index}", "text": TEXTS[index % len(TEXTS)].format(n=f"{run}{index}"),
                        "author": f"customer-{index % 997}"}).encode()
-    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    # The generic webhook's timestamped signature (plugins/webhook_signing.py), made here without importing
+    # feedbackloop: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>.
+    timestamp = int(time.time())
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    signature = f"t={timestamp},v1={mac}"
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nX-Feedbackloop-Signature: {signature}\r\n"
             f"X-Feedbackloop-Delivery: {run}-{index}\r\n\r\n")

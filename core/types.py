@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from core.settings import Settings
+
 
 class ThemeStatus(StrEnum):
     """Where a theme stands; people set the first six, the clustering the last two."""
@@ -54,7 +56,14 @@ class ItemDraft:
     author: str | None = None
     url: str | None = None
     created_at: datetime | None = None
+    # When the source last edited what it sent (its own clock): an edit older than the stored version
+    # is ignored, so a replayed or late delivery cannot bring back an old text.
+    updated_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Metadata keys this draft's source may change on an item already stored (a closed issue's state, new
+    # tags); every other key is only added when the item lacks it, so ids, the instance and thread
+    # references never change once stored, whoever re-sends the item.
+    editable_metadata: frozenset[str] = frozenset()
     # A partial draft knows only part of its item (e.g. a forum topic's title without its first post):
     # it creates the item when absent, otherwise only its metadata is merged in.
     partial: bool = False
@@ -186,6 +195,9 @@ class DeliveryRequest:
     link: str | None = None
     # "ticket" (create or update the theme's ticket) or "spike" (an urgent notice about a sudden burst).
     event: str = "ticket"
+    # The installation's settings, for the outbound and secret allow-lists (core.outbound, core.secrets);
+    # None (a plugin's own tests) means the process's settings.
+    settings: Settings | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -232,6 +244,9 @@ class ReplyRequest:
     url: str | None
     metadata: Mapping[str, Any]
     text: str
+    # As in DeliveryRequest. Where a reply goes comes from the channel's options only: ``url`` and
+    # ``metadata`` describe the thread, they never name a host to send credentials to.
+    settings: Settings | None = field(default=None, repr=False, compare=False)
 
 
 class Embedder(Protocol):

@@ -11,7 +11,9 @@ title, category and tags, the post event the text. Replies are ``post-<id>``. Te
 feedback), falling back to ``cooked`` HTML stripped the same way.
 
 Options: ``exclude_staff`` (default false), ``exclude_bots`` (default true), ``exclude_categories``
-(comma-separated category ids or slugs), ``allow_unsigned`` (trusted networks only).
+(comma-separated category ids or slugs), ``allow_unsigned`` (trusted networks only), ``forum_url`` (the
+forum's base URL for links to posts; default ``reply_url``). Discourse signs the body only: its headers
+(``X-Discourse-Instance``, the event id) are not taken as data, and no host comes from them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from typing import Any
 from core import hookimpl
 from core.clock import parse_timestamp
 from core.types import ChannelType, IntakeResult, ItemDraft, ThreadReplies, WebhookRejected, WebhookRequest
-from plugins.discourse_reply import opener_id, post_reply, thread_of
-from plugins.webhook_signing import parse_json, split_option, truthy, verify
+from plugins.discourse_reply import forum_url, opener_id, post_reply, thread_of
+from plugins.webhook_signing import delivery_key, parse_json, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Discourse-Event-Signature"
 POST_EVENTS = {"post_created", "post_edited", "post_recovered", "post_destroyed"}
@@ -36,6 +38,8 @@ BOT_USERNAMES = {"system", "discobot"}
 BBCODE_QUOTE = re.compile(r"\[quote(?:=[^\]]*)?\].*?\[/quote\]", re.IGNORECASE | re.DOTALL)
 FENCED_CODE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 SKIPPED_HTML = {"aside", "blockquote", "pre"}
+# What an edit on the forum may change on a stored item; the instance, topic and post number never move.
+EDITABLE_METADATA = frozenset({"topic_title", "category_id", "category_slug", "tags", "trust_level"})
 
 
 class _TextOfCooked(HTMLParser):
@@ -103,13 +107,13 @@ def handle_webhook(request: WebhookRequest) -> IntakeResult:
     if event not in POST_EVENTS | TOPIC_EVENTS:  # decided before parsing: a ping needs nothing from the body
         return IntakeResult(ignored=f"Discourse event {event!r} is not feedback")
     payload = parse_json(request.body)
-    delivery_id = request.headers.get("x-discourse-event-id")
-    instance = request.headers.get("x-discourse-instance", "").rstrip("/")
+    # Links point at the forum an admin configured, never at the unsigned X-Discourse-Instance header.
+    instance = forum_url(request.options, "forum_url", "reply_url") or ""
     if event in POST_EVENTS:
         result = _post_event(request, event, _section(payload, "post"), instance)
     else:
         result = _topic_event(request, event, _section(payload, "topic"), instance)
-    result.delivery_id = delivery_id
+    result.delivery_id = delivery_key(request.headers.get("x-discourse-event-id"), request.body)
     return result
 
 
@@ -125,8 +129,14 @@ def _post_event(request: WebhookRequest, event: str, post: dict[str, Any], insta
         raise WebhookRejected(400, "the post has no 'id' or 'topic_id'")
     opening = post.get("post_number") == 1
     external_id = f"topic-{post['topic_id']}" if opening else f"post-{post['id']}"
+    # The event name is an unsigned header; the body is signed. A deletion counts only when the signed
+    # post says it is deleted, so a captured post_created body relabelled as post_destroyed deletes nothing.
     if event == "post_destroyed":
+        if not post.get("deleted_at"):
+            return IntakeResult(ignored=f"post_destroyed for post {post['id']}, whose body has no deleted_at")
         return IntakeResult(deleted_ids=[external_id])
+    if post.get("deleted_at"):
+        return IntakeResult(ignored=f"post {post['id']} is deleted")
     ignored = _ignored_post(request.options, post)
     if ignored is not None:
         return IntakeResult(ignored=ignored)
@@ -136,11 +146,12 @@ def _post_event(request: WebhookRequest, event: str, post: dict[str, Any], insta
     if opening and post.get("topic_title"):  # the opening post is the topic: its title is part of what was said
         text = f"{post['topic_title']}\n\n{text}"
     slug = post.get("topic_slug") or "-"
-    metadata = _post_metadata(post, instance)
+    metadata = _post_metadata(post)
     draft = ItemDraft(
         text=text, channel=request.channel_name, external_id=external_id, author=post.get("username"),
         url=f"{instance}/t/{slug}/{post['topic_id']}/{post.get('post_number', '')}".rstrip("/") if instance else None,
         created_at=parse_timestamp(post.get("created_at")), metadata=metadata,
+        updated_at=parse_timestamp(post.get("updated_at")), editable_metadata=EDITABLE_METADATA,
     )
     restored = [external_id] if event == "post_recovered" else []
     return IntakeResult(items=[draft], restored_ids=restored)
@@ -160,9 +171,8 @@ def _ignored_post(options: Mapping[str, Any], post: dict[str, Any]) -> str | Non
     return None
 
 
-def _post_metadata(post: dict[str, Any], instance: str) -> dict[str, Any]:
+def _post_metadata(post: dict[str, Any]) -> dict[str, Any]:
     metadata = {
-        "discourse_instance": instance or None,
         "topic_id": post.get("topic_id"),
         "topic_title": post.get("topic_title"),
         "category_id": post.get("category_id"),
@@ -181,8 +191,12 @@ def _topic_event(request: WebhookRequest, event: str, topic: dict[str, Any], ins
     if topic.get("id") is None:
         raise WebhookRejected(400, "the topic has no 'id'")
     external_id = f"topic-{topic['id']}"
-    if event == "topic_destroyed":
+    if event == "topic_destroyed":  # as for posts: the signed body must agree with the unsigned event name
+        if not topic.get("deleted_at"):
+            return IntakeResult(ignored=f"topic_destroyed for topic {topic['id']}, whose body has no deleted_at")
         return IntakeResult(deleted_ids=[external_id])
+    if topic.get("deleted_at"):
+        return IntakeResult(ignored=f"topic {topic['id']} is deleted")
     if topic.get("archetype") not in (None, "regular"):  # private messages are not public feedback
         return IntakeResult(ignored=f"topic archetype {topic.get('archetype')!r}")
     created_by = topic.get("created_by")
@@ -196,7 +210,6 @@ def _topic_event(request: WebhookRequest, event: str, topic: dict[str, Any], ins
     if not title:
         return IntakeResult(ignored=f"topic {topic['id']} has no title")
     metadata = {
-        "discourse_instance": instance or None,
         "topic_id": topic["id"],
         "topic_title": title,
         "category_id": topic.get("category_id"),
@@ -208,6 +221,7 @@ def _topic_event(request: WebhookRequest, event: str, topic: dict[str, Any], ins
         text=title, channel=request.channel_name, external_id=external_id, author=creator.get("username"),
         url=f"{instance}/t/{topic.get('slug') or '-'}/{topic['id']}" if instance else None,
         created_at=parse_timestamp(topic.get("created_at")), metadata=metadata, partial=True,
+        editable_metadata=EDITABLE_METADATA,
     )
     return IntakeResult(items=[draft], restored_ids=[external_id] if event == "topic_recovered" else [])
 

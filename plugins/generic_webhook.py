@@ -1,26 +1,36 @@
 """Built-in intake channel type ``webhook``: any tool that can POST signed JSON can feed feedbackloop.
 
 Options (per channel): ``text_field`` (default ``text``), ``id_field`` (``id``), ``author_field``
-(``author``), ``url_field`` (``url``), ``created_at_field`` (``created_at``), ``metadata_fields``
-(comma-separated), ``deleted_field`` (``deleted``: a record with it true deletes the item with its
-id), and ``allow_unsigned`` (only for trusted networks). Fields may be dotted paths. The body is one
-record or a list of them. The signature header is ``X-Feedbackloop-Signature: sha256=<hex
-HMAC-SHA256(secret, raw body)>``; ``X-Feedbackloop-Delivery`` (optional) is the delivery id.
+(``author``), ``url_field`` (``url``), ``created_at_field`` (``created_at``), ``updated_at_field``
+(``updated_at``: when the source last edited the record, ISO 8601; an edit older than the stored one is
+ignored), ``metadata_fields`` (comma-separated; a later edit of the record may change them),
+``deleted_field`` (``deleted``: a record with it true deletes the item with its id),
+``signature_tolerance_s`` (300), ``allow_legacy_signatures`` (false) and ``allow_unsigned`` (only for
+trusted networks). Fields may be dotted paths. The body is one record or a list of them.
+
+The signature header is ``X-Feedbackloop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+"<t>.<raw body>")>`` (several ``v1=`` allowed while rotating secrets); a ``t`` more than
+``signature_tolerance_s`` from the server's clock is refused, so a captured delivery cannot be replayed
+later. The legacy ``sha256=<hex HMAC-SHA256(secret, raw body)>`` is refused unless the channel sets
+``allow_legacy_signatures`` (it can be replayed forever). ``X-Feedbackloop-Delivery`` (optional) is the
+delivery id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from core import hookimpl
 from core.types import ChannelType, IntakeResult, ItemDraft, WebhookRejected, WebhookRequest
-from plugins.webhook_signing import parse_json, sign, truthy, verify
+from plugins.webhook_signing import parse_json, sign_timestamped, truthy, verify_timestamped
 
 __all__ = ["SIGNATURE_HEADER", "handle_webhook", "register_channel_types", "sign"]
 
 SIGNATURE_HEADER = "X-Feedbackloop-Signature"
+# What senders (and the tests) sign with: the timestamped scheme.
+sign = sign_timestamped
 
 
 def _field(payload: Any, path: str) -> Any:
@@ -32,13 +42,29 @@ def _field(payload: Any, path: str) -> Any:
     return value
 
 
+def _timestamp(record: dict[str, Any], path: str, index: int) -> datetime | None:
+    """An ISO 8601 string or unix seconds (naive times are read as UTC); 422 for anything else."""
+    value = _field(record, path)
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            return datetime.fromisoformat(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+    except (ValueError, OverflowError, OSError) as error:
+        raise WebhookRejected(422, f"record {index}: {path} is not an ISO 8601 date") from error
+    raise WebhookRejected(422, f"record {index}: {path} is not an ISO 8601 date")
+
+
 def handle_webhook(request: WebhookRequest) -> IntakeResult:
     options = request.options
-    verify(request.secret, request.body, request.headers, SIGNATURE_HEADER, options)
+    verify_timestamped(request.secret, request.body, request.headers, SIGNATURE_HEADER, options)
     payload = parse_json(request.body)
     records = payload if isinstance(payload, list) else [payload]
     text_field = str(options.get("text_field", "text"))
     metadata_fields = [f for f in str(options.get("metadata_fields", "")).split(",") if f]
+    editable = frozenset(metadata_fields)  # the fields the operator mapped are the record's own, edits included
     deleted_field = str(options.get("deleted_field", "deleted"))
     items, deleted = [], []
     for index, record in enumerate(records):
@@ -53,11 +79,8 @@ def handle_webhook(request: WebhookRequest) -> IntakeResult:
         text = _field(record, text_field)
         if not isinstance(text, str) or not text.strip():
             raise WebhookRejected(422, f"record {index}: field '{text_field}' must be a non-empty string")
-        created = _field(record, str(options.get("created_at_field", "created_at")))
-        try:
-            created_at = datetime.fromisoformat(created) if isinstance(created, str) else None
-        except ValueError as error:
-            raise WebhookRejected(422, f"record {index}: created_at is not an ISO 8601 date") from error
+        created_at = _timestamp(record, str(options.get("created_at_field", "created_at")), index)
+        updated_at = _timestamp(record, str(options.get("updated_at_field", "updated_at")), index)
         author = _field(record, str(options.get("author_field", "author")))
         url = _field(record, str(options.get("url_field", "url")))
         items.append(
@@ -68,7 +91,9 @@ def handle_webhook(request: WebhookRequest) -> IntakeResult:
                 author=str(author) if author is not None else None,
                 url=str(url) if url is not None else None,
                 created_at=created_at,
+                updated_at=updated_at,
                 metadata={name: _field(record, name) for name in metadata_fields},
+                editable_metadata=editable,
             )
         )
     return IntakeResult(items=items, deleted_ids=deleted, delivery_id=request.headers.get("x-feedbackloop-delivery"))

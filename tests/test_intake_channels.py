@@ -11,15 +11,15 @@ from typer.testing import CliRunner
 from core.auth.api_keys import create_api_key
 from core.cli.app import app
 from core.loop import FeedbackLoop
-from plugins.webhook_signing import sign
+from plugins.generic_webhook import sign
 from tests.support.intake import count_items, items
 
 runner = CliRunner()
 
 
 def test_cli_add_list_remove(cli_env: str) -> None:
-    added = runner.invoke(app, ["channels", "add", "forum", "--plugin", "discourse", "--secret-env", "FORUM_SECRET",
-                                "--option", "exclude_staff=true"])
+    added = runner.invoke(app, ["channels", "add", "forum", "--plugin", "discourse", "--secret-env",
+                                "FEEDBACKLOOP_SECRET_FORUM", "--option", "exclude_staff=true"])
     assert added.exit_code == 0, added.output
     assert "/webhooks/forum" in added.output
     listed = runner.invoke(app, ["channels", "list"])
@@ -66,6 +66,6 @@ def test_admin_api(client: TestClient, auth: dict[str, str], loop: FeedbackLoop,
 def test_admin_api_needs_an_admin_key(client: TestClient, loop: FeedbackLoop) -> None:
     assert client.get("/api/v1/channels").status_code == 401
     with loop.session() as session:
-        key = create_api_key(session, "reader", role="viewer")
+        key = create_api_key(session, "reader", ["pm", "intake"])
     response = client.get("/api/v1/channels", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 403

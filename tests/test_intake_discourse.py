@@ -10,23 +10,24 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.intake.channels import add_channel
-from core.intake.ingest import pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
 from plugins.discourse import text_from_cooked, text_from_raw
 from tests.support.intake import DISCOURSE_SECRET, count_items, discourse_capture, discourse_delivery, items
+
+FORUM_URL = "https://forum.example.org"
 
 
 @pytest.fixture
 def forum(loop: FeedbackLoop, monkeypatch: pytest.MonkeyPatch) -> FeedbackLoop:
     monkeypatch.setenv("FORUM_SECRET", DISCOURSE_SECRET)
     with loop.session() as session:
-        add_channel(loop, session, "forum", "discourse", secret_env="FORUM_SECRET")
+        # Links point at the forum its admin configured, whatever X-Discourse-Instance a delivery claims.
+        add_channel(loop, session, "forum", "discourse", secret_env="FORUM_SECRET", options={"forum_url": FORUM_URL})
     return loop
 
 
 def author_pseudonym(loop: FeedbackLoop, name: str) -> str | None:
-    with loop.session() as session:
-        return pseudonymise(pseudonym_key(session), name)
+    return loop.pseudonyms.author(name)
 
 
 def test_published_signature_vector_verifies() -> None:
@@ -57,7 +58,7 @@ def test_post_created_is_stored_with_text_author_url_and_metadata(client: TestCl
     [item] = items(forum)
     assert item.text_original == "The docs meeting agenda is missing the translation item."
     assert item.external_id == "post-79563"
-    assert item.url == "https://discussion.fedoraproject.org/t/docs-meeting-agenda-2023-02-08/46582/3"
+    assert item.url == f"{FORUM_URL}/t/docs-meeting-agenda-2023-02-08/46582/3"
     assert item.author_pseudonym == author_pseudonym(forum, "darknao")
     assert item.metadata_json["topic_title"] == "Docs meeting agenda: 2023-02-08"
     assert item.metadata_json["category_slug"] == "project"
@@ -83,7 +84,7 @@ def test_post_edited_updates_the_stored_post(client: TestClient, forum: Feedback
     assert response.json()["updated"] == 1
     [item] = items(forum)
     assert item.text_original == "Upgrade fails: GPG key"
-    assert item.url == "https://ask.fedoraproject.org/t/problems-upgrading-via-terminal-from-f35-to-f37/31544/38"
+    assert item.url == f"{FORUM_URL}/t/problems-upgrading-via-terminal-from-f35-to-f37/31544/38"
 
 
 def test_topic_created_then_opening_post_are_one_item(client: TestClient, forum: FeedbackLoop) -> None:
@@ -93,7 +94,7 @@ def test_topic_created_then_opening_post_are_one_item(client: TestClient, forum:
     [topic] = items(forum)
     assert topic.text_original == "No updates published for f37 Silverblue since Feb 9th?"
     assert topic.metadata_json["tags"] == ["nvidia", "silverblue"]
-    assert topic.url == "https://ask.fedoraproject.org/t/no-updates-published-for-f37-silverblue-since-feb-9th/31739"
+    assert topic.url == f"{FORUM_URL}/t/no-updates-published-for-f37-silverblue-since-feb-9th/31739"
     assert topic.author_pseudonym == author_pseudonym(forum, "awarda")
     opening = {"post": {"id": 555, "topic_id": 31739, "post_number": 1, "username": "awarda", "post_type": 1,
                         "raw": "rpm-ostree upgrade finds nothing new.", "topic_slug": capture["body"]["topic"]["slug"],
@@ -142,8 +143,13 @@ def test_post_destroyed_and_recovered(client: TestClient, forum: FeedbackLoop) -
     capture = discourse_capture("post_created.fedora.json")
     body, headers = discourse_delivery(capture, body_changes={"raw": "Agenda page is hard to find."})
     client.post("/webhooks/forum", content=body, headers=headers)
-    destroyed = dict(headers, **{"X-Discourse-Event": "post_destroyed", "X-Discourse-Event-Id": "9"})
-    assert client.post("/webhooks/forum", content=body, headers=destroyed).json()["deleted"] == 1
+    relabelled = dict(headers, **{"X-Discourse-Event": "post_destroyed", "X-Discourse-Event-Id": "8"})
+    response = client.post("/webhooks/forum", content=body, headers=relabelled).json()
+    assert response["status"] == "ignored" and count_items(forum) == 1  # the signed body says it stands
+    gone, gone_headers = discourse_delivery(capture, body_changes={"raw": "Agenda page is hard to find.",
+                                                                   "deleted_at": "2024-02-09T10:00:00.000Z"})
+    destroyed = dict(gone_headers, **{"X-Discourse-Event": "post_destroyed", "X-Discourse-Event-Id": "9"})
+    assert client.post("/webhooks/forum", content=gone, headers=destroyed).json()["deleted"] == 1
     assert count_items(forum) == 0
     late = dict(headers, **{"X-Discourse-Event-Id": "10"})  # a late redelivery must not resurrect it
     client.post("/webhooks/forum", content=body, headers=late)

@@ -10,7 +10,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.intake.channels import add_channel
-from core.intake.ingest import pseudonym_key, pseudonymise
 from core.loop import FeedbackLoop
 from tests.support.intake import GITHUB_DATA, GITHUB_SECRET, count_items, github_delivery, github_payload, items
 
@@ -45,8 +44,7 @@ def test_issue_opened_is_stored(client: TestClient, repo: FeedbackLoop) -> None:
                                   "It looks like you accidently spelled 'commit' with two 't's.")
     assert item.url == "https://github.com/Codertocat/Hello-World/issues/1"
     assert item.external_id == "issues-444500041"
-    with repo.session() as session:
-        assert item.author_pseudonym == pseudonymise(pseudonym_key(session), "Codertocat")
+    assert item.author_pseudonym == repo.pseudonyms.author("Codertocat")
     assert item.metadata_json["repository"] == "Codertocat/Hello-World"
     assert item.metadata_json["labels"] == ["bug"] and item.metadata_json["state"] == "open"
     assert item.metadata_json["number"] == 1
@@ -120,3 +118,19 @@ def test_missing_event_header_is_400(client: TestClient, repo: FeedbackLoop) -> 
     del headers["X-GitHub-Event"]
     response = client.post("/webhooks/gh", content=body, headers=headers)
     assert response.status_code == 400 and "X-GitHub-Event" in response.json()["detail"]
+
+
+def test_a_comment_body_relabelled_as_an_issue_event_deletes_nothing(client: TestClient, repo: FeedbackLoop) -> None:
+    """The event header is not signed: a captured comment deletion sent as ``issues`` must not delete the issue."""
+    body = github_payload("issues.opened.payload.json")
+    client.post("/webhooks/gh", content=body, headers=github_delivery("issues", body, "r-1"))
+    comment = json.loads(github_payload("issue_comment.created.payload.json"))
+    comment.update(action="deleted")
+    assert comment["issue"]["id"] == json.loads(body)["issue"]["id"]  # the same issue: this is the attack
+    relabelled = json.dumps(comment).encode()
+    response = client.post("/webhooks/gh", content=relabelled, headers=github_delivery("issues", relabelled, "r-2"))
+    assert response.json()["status"] == "ignored" and count_items(repo) == 1
+    issue = json.loads(body)
+    stray = json.dumps({**issue, "action": "deleted"}).encode()  # an issue body sent as a comment event
+    response = client.post("/webhooks/gh", content=stray, headers=github_delivery("issue_comment", stray, "r-3"))
+    assert response.status_code in (202, 400) and count_items(repo) == 1

@@ -16,7 +16,7 @@ from core.loop import FeedbackLoop
 from core.models import FeedbackItem, ThemeMembership, WebhookDelivery
 from core.themes.build import embed_pending, recluster
 from core.themes.views import theme_views
-from plugins.webhook_signing import sign
+from plugins.generic_webhook import sign
 from tests.support.intake import GITHUB_SECRET, count_items, github_delivery, github_payload
 
 SECRET = "webhook-secret-123456"

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.intake.channels import WebhookOutcome, store_delivery
-from core.intake.ingest import IngestReport, content_hash, content_id, draft_row, pseudonym_key, pseudonymise
+from core.intake.ingest import IngestReport, draft_row
+from core.intake.pseudonyms import Pseudonyms
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, ItemSighting, ItemTombstone, WebhookDelivery
 from core.types import IntakeResult
@@ -112,15 +113,16 @@ class _Claims:
         return spots if simple else None
 
 
-def _look_up(session: Session, deliveries: Sequence[tuple[str, IntakeResult]], key: bytes) -> _Claims:
+def _look_up(session: Session, deliveries: Sequence[tuple[str, IntakeResult]], pseudonyms: Pseudonyms) -> _Claims:
     """Every item's key, author and digest, then one round of look-ups for the whole batch."""
     authors: dict[tuple[int, int], str | None] = {}
     item_keys: dict[tuple[int, int], Key] = {}
     for index, (channel, result) in enumerate(deliveries):
         for position, draft in enumerate(result.items):
-            item_keys[index, position] = (channel, draft.external_id or content_id(draft))
-            authors[index, position] = pseudonymise(key, draft.author)
-    digests = {spot: content_hash(authors[spot], deliveries[spot[0]][1].items[spot[1]].text) for spot in item_keys}
+            author = authors[index, position] = pseudonyms.author(draft.author)
+            item_keys[index, position] = (channel, draft.external_id or pseudonyms.content_id(author, draft.text))
+    digests = {spot: pseudonyms.content_hash(authors[spot], deliveries[spot[0]][1].items[spot[1]].text)
+               for spot in item_keys}
     all_keys = set(item_keys.values()) | {(channel, external_id) for channel, result in deliveries
                                           for external_id in (*result.deleted_ids, *result.restored_ids)}
     taken = _pairs_taken(session, all_keys)
@@ -152,6 +154,7 @@ def _sort_deliveries(loop: FeedbackLoop, deliveries: Sequence[tuple[str, IntakeR
             continue
         fast.append(index)
         for spot, draft in zip(spots, result.items, strict=True):
+            loop.pm.hook.redact_item(item=draft, settings=loop.settings)
             loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
             rows.append(draft_row(draft, channel, item_keys[spot][1], authors[spot], digests[spot]))
     return fast, slow
@@ -169,14 +172,10 @@ def _insert_fast(session: Session, deliveries: Sequence[tuple[str, IntakeResult]
         connection.execute(insert(cast(Table, WebhookDelivery.__table__)), delivery_rows)
 
 
-def store_batch(loop: FeedbackLoop, session: Session, deliveries: Sequence[tuple[str, IntakeResult]],
-                key: bytes | None = None) -> list[WebhookOutcome]:
-    """Store every delivery in the caller's transaction; the outcomes are in the deliveries' order.
-
-    ``key`` is the pseudonym key when the caller already holds it (it never changes once made).
-    """
-    key = key if key is not None else pseudonym_key(session)
-    claims = _look_up(session, deliveries, key)
+def store_batch(loop: FeedbackLoop, session: Session,
+                deliveries: Sequence[tuple[str, IntakeResult]]) -> list[WebhookOutcome]:
+    """Store every delivery in the caller's transaction; the outcomes are in the deliveries' order."""
+    claims = _look_up(session, deliveries, loop.pseudonyms)
     outcomes: list[WebhookOutcome | None] = [None] * len(deliveries)
     rows: list[dict[str, object]] = []
     fast, slow = _sort_deliveries(loop, deliveries, claims, outcomes, rows)

@@ -11,17 +11,22 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.audit import cli_actor, record
 from core.errors import FeedbackloopError
 from core.intake.impact import ImpactConfigError, apply_impact, check_options
 from core.intake.ingest import IngestReport, delete_items, ingest, restore_items, validate
 from core.loop import FeedbackLoop
 from core.models import Channel, WebhookDelivery
-from core.secrets import env_secret
+from core.outbound import OutboundRefused, check_destination_options
+from core.secrets import SecretEnvRefused, check_secret_env, named_secret
 from core.types import IntakeResult, WebhookRejected, WebhookRequest
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_WEBHOOK_BYTES = 1024 * 1024
+# Items, deletions and restorations one delivery may carry, like the API's batch limit: 1 MiB of tiny
+# records would otherwise be tens of thousands of rows in one transaction that every sender waits for.
+MAX_DELIVERY_ITEMS = 1000
 # Two deliveries of the same post racing each other: the loser's insert fails on the unique key and
 # is retried, and then finds the winner's row.
 STORE_ATTEMPTS = 3
@@ -32,7 +37,8 @@ class ChannelError(FeedbackloopError):
 
 
 def add_channel(loop: FeedbackLoop, session: Session, name: str, plugin: str, secret_env: str | None = None,
-                options: Mapping[str, Any] | None = None) -> Channel:
+                options: Mapping[str, Any] | None = None, actor: str | None = None) -> Channel:
+    """Configure a channel; audited under ``actor`` (None: the operating-system user, as the CLI is)."""
     if not CHANNEL_NAME.match(name):
         raise ChannelError(f"channel name {name!r} must be lower-case letters, digits, '-' or '_' (max 64)")
     if plugin not in loop.channel_types:
@@ -44,19 +50,28 @@ def add_channel(loop: FeedbackLoop, session: Session, name: str, plugin: str, se
         check_options(options or {})
     except ImpactConfigError as error:
         raise ChannelError(str(error)) from error
+    try:  # its secret, and the credentials and URLs of its replies, checked now rather than at the first delivery
+        if secret_env is not None:
+            check_secret_env(secret_env, loop.settings, f"channel {name!r}: --secret-env")
+        check_destination_options(options or {}, loop.settings, f"channel {name!r}")
+    except (SecretEnvRefused, OutboundRefused) as error:
+        raise ChannelError(error.message, status_code=422) from error
     if session.scalar(select(Channel).where(Channel.name == name)) is not None:
         raise ChannelError(f"channel {name!r} already exists", status_code=409)
     channel = Channel(name=name, plugin=plugin, secret_env=secret_env, options=dict(options or {}))
     session.add(channel)
     session.flush()
+    record(session, actor or cli_actor(), "add_channel", "channel", name,
+           {"plugin": plugin, "secret_env": secret_env, "options": dict(options or {})})
     return channel
 
 
-def remove_channel(session: Session, name: str) -> None:
+def remove_channel(session: Session, name: str, actor: str | None = None) -> None:
     channel = session.scalar(select(Channel).where(Channel.name == name))
     if channel is None:
         raise ChannelError(f"no channel named {name!r}", status_code=404)
     session.delete(channel)  # its items stay: removing a channel stops intake, it erases nothing
+    record(session, actor or cli_actor(), "remove_channel", "channel", name, {"plugin": channel.plugin})
 
 
 def list_channels(session: Session) -> list[Channel]:
@@ -96,7 +111,10 @@ def prepare_delivery(loop: FeedbackLoop, config: ChannelConfig, headers: Mapping
         raise WebhookRejected(503, f"channel {config.name!r} needs plugin {config.plugin!r}, which is not installed")
     secret = None
     if config.secret_env:
-        secret = env_secret(config.secret_env)
+        try:
+            secret = named_secret(config.secret_env, loop.settings, f"channel {config.name!r}")
+        except SecretEnvRefused as error:  # configured before the allow-list, or the allow-list changed since
+            raise WebhookRejected(503, error.message) from error
         if not secret:  # the operator's mistake, not the sender's: 503 makes the sender retry later
             raise WebhookRejected(503, f"channel {config.name!r} reads its secret from ${config.secret_env}, "
                                        "which is not set")
@@ -105,6 +123,10 @@ def prepare_delivery(loop: FeedbackLoop, config: ChannelConfig, headers: Mapping
     result = channel_type.handle_webhook(request)
     if result.ignored is not None:
         return result
+    carried = len(result.items) + len(result.deleted_ids) + len(result.restored_ids)
+    if carried > MAX_DELIVERY_ITEMS:
+        raise WebhookRejected(413, f"the delivery carries {carried} items and deletions; the limit is "
+                                   f"{MAX_DELIVERY_ITEMS} per delivery (send them in several)")
     for item in result.items:
         item.channel = config.name
     validate(result.items)

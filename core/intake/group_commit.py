@@ -1,15 +1,16 @@
 """The server's webhook intake: deliveries are committed in groups, each answered after its commit.
 
-Each request parks its delivery and waits. A flush, scheduled on the event loop behind the requests
-that are already runnable, takes everything parked (up to ``MAX_BATCH``), verifies and parses each
-with its channel's plugin, stores the batch in one transaction and, only after the commit, answers
-every sender. One commit per batch instead of per delivery is what lets SQLite keep up.
+Each request parks its delivery and waits. A drain task takes everything parked (up to ``MAX_BATCH``)
+and hands it to one writer thread, which verifies and parses each delivery with its channel's plugin,
+enriches and stores the batch in one transaction; back on the event loop, only after the commit, every
+sender gets its answer. Deliveries that arrive while a batch is being stored wait for the next one, so
+under load batches grow and commits stay few: one commit per batch instead of per delivery is what lets
+SQLite keep up.
 
-The flush runs on the event loop itself rather than in a writer thread: with a CPU-busy writer
-thread, CPython's GIL hand-offs stall the event loop for milliseconds per request (measured: 3x
-fewer deliveries/s). The price is that the loop is busy while a batch is stored (a few ms), and that
-``handle_webhook`` of a channel plugin must not block on the network; on SQLite, a long write
-transaction in another process (a big ``ingest``) also holds the server up until it commits. If a
+Everything that can take long (a plugin's parsing, sentiment on long texts, a bulk deletion, waiting
+for SQLite's write lock held by another process) happens in that thread, never on the event loop:
+``/healthz`` and every other request are answered while a big delivery is stored. One thread, not a
+pool: the batches are written in arrival order, and a single writer is what SQLite allows anyway. If a
 batch fails as a whole, each delivery is retried in its own transaction, so a bad delivery fails alone.
 """
 
@@ -19,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from core.intake.batch import store_batch
@@ -29,7 +31,6 @@ from core.intake.channels import (
     prepare_delivery,
     store_with_retries,
 )
-from core.intake.ingest import pseudonym_key
 from core.loop import FeedbackLoop
 from core.types import IntakeResult
 
@@ -41,6 +42,8 @@ CONFIG_TTL_S = 2.0
 
 log = logging.getLogger(__name__)
 
+Answer = WebhookOutcome | BaseException
+
 
 @dataclass
 class _Pending:
@@ -49,7 +52,8 @@ class _Pending:
     body: bytes
     future: asyncio.Future[WebhookOutcome]
 
-    def done(self, result: WebhookOutcome | BaseException) -> None:
+    def done(self, result: Answer) -> None:
+        """Answer the sender; on the event loop only (asyncio futures are not thread-safe)."""
         if self.future.done():  # the sender went away; what it sent is stored all the same
             return
         if isinstance(result, BaseException):
@@ -63,36 +67,42 @@ class WebhookIntake:
         self.loop = loop
         self.max_batch = max_batch
         self._parked: list[_Pending] = []
-        self._flush_scheduled = False
+        self._drainer: asyncio.Task[None] | None = None
         self._configs: dict[str, tuple[float, ChannelConfig]] = {}
-        self._pseudonym_key: bytes | None = None
+        # The writer thread starts with the first batch and ends when the intake is collected.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-writer")
 
     async def receive(self, channel: str, headers: Mapping[str, str], body: bytes) -> WebhookOutcome:
         """The delivery's outcome once it is committed; raises WebhookRejected or InvalidItem."""
         event_loop = asyncio.get_running_loop()
         future: asyncio.Future[WebhookOutcome] = event_loop.create_future()
         self._parked.append(_Pending(channel, headers, body, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            # Linger a moment so that deliveries arriving close together share one commit.
-            event_loop.call_later(LINGER_S, self._flush)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = event_loop.create_task(self._drain())
         return await future
 
     def forget_channels(self) -> None:
         """Drop cached channel configurations (after a channel is added or removed in this process)."""
         self._configs = {}
 
-    def _flush(self) -> None:
-        batch, self._parked = self._parked[:self.max_batch], self._parked[self.max_batch:]
-        self._flush_scheduled = bool(self._parked)
-        if self._parked:
-            asyncio.get_running_loop().call_soon(self._flush)
-        try:
-            self.process(batch)
-        except BaseException as error:  # never leave a sender waiting for an answer
-            log.exception("webhook batch failed")
-            for pending in batch:
-                pending.done(error)
+    async def _drain(self) -> None:
+        """Store what is parked, batch after batch, until nothing is left; one batch in the writer at a time."""
+        # Linger a moment so that deliveries arriving close together share one commit.
+        await asyncio.sleep(LINGER_S)
+        event_loop = asyncio.get_running_loop()
+        while self._parked:
+            batch, self._parked = self._parked[:self.max_batch], self._parked[self.max_batch:]
+            try:
+                answers = await event_loop.run_in_executor(self._writer, self.process, batch)
+            except asyncio.CancelledError:  # the server is stopping: no sender is told "stored", so they resend
+                for pending in (*batch, *self._parked):
+                    pending.future.cancel()
+                raise
+            except Exception as error:  # never leave a sender waiting for an answer
+                log.exception("webhook batch failed")
+                answers = [error] * len(batch)
+            for pending, answer in zip(batch, answers, strict=True):
+                pending.done(answer)
 
     def _config(self, name: str) -> ChannelConfig:
         now = time.monotonic()
@@ -103,36 +113,37 @@ class WebhookIntake:
         self._configs[name] = (now, config)
         return config
 
-    def process(self, batch: list[_Pending]) -> None:
-        accepted: list[tuple[_Pending, str, IntakeResult]] = []
-        for pending in batch:
+    def process(self, batch: list[_Pending]) -> list[Answer]:
+        """Each delivery's answer, in the batch's order; runs in the writer thread and touches no future."""
+        answers: list[Answer | None] = [None] * len(batch)
+        accepted: list[tuple[int, str, IntakeResult]] = []
+        for index, pending in enumerate(batch):
             try:
                 config = self._config(pending.channel)
                 result = prepare_delivery(self.loop, config, pending.headers, pending.body)
             except Exception as error:
-                pending.done(error)
+                answers[index] = error
                 continue
             if result.ignored is not None:
-                pending.done(WebhookOutcome(ignored=result.ignored, report=None))
+                answers[index] = WebhookOutcome(ignored=result.ignored, report=None)
             else:
-                accepted.append((pending, config.name, result))
-        if not accepted:
-            return
+                accepted.append((index, config.name, result))
+        if accepted:
+            for index, answer in self._store(accepted):
+                answers[index] = answer
+        return [answer if answer is not None else RuntimeError("delivery not processed") for answer in answers]
+
+    def _store(self, accepted: list[tuple[int, str, IntakeResult]]) -> list[tuple[int, Answer]]:
         try:
             with self.loop.session() as session:
-                if self._pseudonym_key is None:
-                    self._pseudonym_key = pseudonym_key(session)
-                outcomes = store_batch(self.loop, session, [(name, result) for _, name, result in accepted],
-                                       key=self._pseudonym_key)
+                outcomes = store_batch(self.loop, session, [(name, result) for _, name, result in accepted])
         except Exception:
             log.warning("batch of %d deliveries failed; storing them one by one", len(accepted), exc_info=True)
-            for pending, name, result in accepted:
-                try:
-                    outcome = store_with_retries(self.loop, name, result)
-                except Exception as error:
-                    pending.done(error)
-                    continue
-                pending.done(outcome)
-            return
-        for (pending, _, _), outcome in zip(accepted, outcomes, strict=True):
-            pending.done(outcome)
+            return [(index, self._store_alone(name, result)) for index, name, result in accepted]
+        return [(index, outcome) for (index, _, _), outcome in zip(accepted, outcomes, strict=True)]
+
+    def _store_alone(self, name: str, result: IntakeResult) -> Answer:
+        try:
+            return store_with_retries(self.loop, name, result)
+        except Exception as error:
+            return error

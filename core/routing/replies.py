@@ -4,7 +4,9 @@ One reply per thread (a forum topic, a GitHub issue) per theme, through the chan
 from, by an intake plugin's optional ``reply_to_thread`` hook. The text is a template an admin edits
 (``$theme``, ``$status``, ``$link``); it names no person and quotes nobody. Threads whose authors were
 erased get nothing. A reply is marked "sending" before the call and never re-sent from that state:
-telling someone twice is worse than a reply an operator has to check.
+telling someone twice is worse than a reply an operator has to check. Where a reply goes, and with which
+credentials, is the channel's configuration and the outbound policy (``core.outbound``); a stored item
+names only its thread, whoever wrote its metadata.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ from string import Template
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from core.audit import cli_actor, record
 from core.errors import InvalidInput
 from core.loop import FeedbackLoop
 from core.models import (
@@ -29,7 +36,7 @@ from core.models import (
     ThemeMembership,
 )
 from core.routing.messages import theme_link
-from core.secrets import env_secret
+from core.secrets import SecretEnvRefused, named_secret
 from core.types import CLOSED_STATUSES, ReplyRequest, StoredItem, ThreadReplies
 
 TEMPLATE_SETTING = "loop_reply_template"
@@ -51,7 +58,8 @@ def reply_template(session: Session) -> str:
     return stored.value if stored is not None else DEFAULT_TEMPLATE
 
 
-def set_reply_template(session: Session, text: str) -> None:
+def set_reply_template(session: Session, text: str, actor: str | None = None) -> None:
+    """Replace the reply template; audited under ``actor`` (None: the operating-system user)."""
     if not text.strip():
         raise TemplateError("the template must not be empty")
     try:
@@ -59,10 +67,24 @@ def set_reply_template(session: Session, text: str) -> None:
     except (KeyError, ValueError) as error:
         raise TemplateError(f"the template may use only $theme, $status and $link ({error!s})") from error
     stored = session.get(Setting, TEMPLATE_SETTING)
-    if stored is None:
-        session.add(Setting(key=TEMPLATE_SETTING, value=text))
-    else:
-        stored.value = text
+    record(session, actor or cli_actor(), "set_reply_template", "setting", TEMPLATE_SETTING,
+           {"from": stored.value if stored is not None else None, "to": text})
+    write_setting(session, TEMPLATE_SETTING, text)
+
+
+def write_setting(session: Session, key: str, value: str) -> None:
+    """Insert or replace one installation setting in one statement (an upsert).
+
+    Reading first and then adding lets two concurrent writers both see no row and both insert; one of
+    them then fails on the key's UNIQUE constraint at commit. The session's copy, if it holds one, is
+    refreshed from the statement's RETURNING.
+    """
+    # The two databases feedbackloop runs on; each has its own ON CONFLICT construct.
+    statement: PostgresqlInsert | SqliteInsert = (
+        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )(Setting).values(key=key, value=value)
+    upsert = statement.on_conflict_do_update(index_elements=[Setting.key], set_={"value": statement.excluded.value})
+    session.scalars(upsert.returning(Setting), execution_options={"populate_existing": True}).one()
 
 
 def thread_of(item: FeedbackItem, replies: ThreadReplies | None) -> str | None:
@@ -176,6 +198,15 @@ def _claim(loop: FeedbackLoop, reply_id: int) -> tuple[ReplyRequest, ThreadRepli
         reply.state = "sending"
         request = ReplyRequest(
             channel_name=channel.name, channel_type=channel.plugin, options=dict(channel.options or {}),
-            secret=env_secret(channel.secret_env), thread_id=reply.thread_ref, url=sample.url if sample else None,
-            metadata=dict(sample.metadata_json or {}) if sample else {}, text=text)
+            secret=_channel_secret(channel, loop), thread_id=reply.thread_ref, url=sample.url if sample else None,
+            metadata=dict(sample.metadata_json or {}) if sample else {}, text=text, settings=loop.settings)
         return request, getattr(loop.channel_types.get(channel.plugin), "replies", None)
+
+
+def _channel_secret(channel: Channel, loop: FeedbackLoop) -> str | None:
+    """The channel's webhook secret for a legacy ``reply_to_thread`` plugin, if its variable may be read at all
+    (a reply's destination and credentials come from the channel's options, never from the stored item)."""
+    try:
+        return named_secret(channel.secret_env, loop.settings, f"channel {channel.name!r}")
+    except SecretEnvRefused:
+        return None

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem
-from plugins.webhook_signing import sign
+from plugins.webhook_signing import sign, sign_timestamped
 from tests.support.env import IN_CI, SHARED
 
 GITHUB_DATA = Path(__file__).resolve().parents[1] / "data" / "github"
@@ -51,6 +51,16 @@ def discourse_delivery(capture: dict[str, Any], secret: str = DISCOURSE_SECRET,
 def github_delivery(event: str, body: bytes, delivery: str, secret: str = GITHUB_SECRET) -> dict[str, str]:
     return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": sign(secret, body),
             "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/test"}
+
+
+def webhook_headers(secret: str, body: bytes, delivery: str | None = None,
+                    timestamp: int | None = None) -> dict[str, str]:
+    """Headers of a generic-webhook delivery: the timestamped signature (now, unless ``timestamp``)."""
+    headers = {"X-Feedbackloop-Signature": sign_timestamped(secret, body, timestamp),
+               "Content-Type": "application/json"}
+    if delivery is not None:
+        headers["X-Feedbackloop-Delivery"] = delivery
+    return headers
 
 
 def count_items(loop: FeedbackLoop) -> int:
