@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core.auth.api_keys import role_for_key
-from core.errors import Forbidden, Unauthorized
+from api.auth_middleware import CALLER_STATE, caller_for
+from core.auth.api_keys import ApiCaller
+from core.errors import Forbidden, InvalidInput, StorageUnavailable
 from core.intake.group_commit import WebhookIntake
 from core.loop import FeedbackLoop
 
@@ -33,33 +36,65 @@ IntakeDep = Annotated[WebhookIntake, Depends(get_webhook_intake)]
 
 
 def get_session(loop: LoopDep) -> Iterator[Session]:
+    """A session committed as soon as the endpoint returns, before the answer is sent.
+
+    ``scope="function"`` below is what makes it so: FastAPI runs a yield dependency's exit after the
+    response by default, which would tell a client "stored" before the commit. A failed commit answers 503.
+    """
     with loop.session() as session:
-        yield session
+        try:
+            yield session
+            commit_or_503(session)
+        except DataError as error:  # the database refused a value as input (PostgreSQL: NUL in text)
+            raise InvalidInput("the database cannot hold a value of this request (text with a NUL character, "
+                               "or a number out of its range)") from error
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+def commit_or_503(session: Session) -> None:
+    """Commit; when the database does not keep the write, StorageUnavailable (503), never a success."""
+    try:
+        session.commit()
+    except DataError:
+        raise
+    except SQLAlchemyError as error:
+        logging.getLogger(__name__).exception("commit failed; answering 503")
+        raise StorageUnavailable("the database did not keep this write; nothing was stored, try again") from error
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def require_key(loop: LoopDep, session: SessionDep,
-                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    """The caller's role; 401 when the key is missing or wrong."""
-    key = credentials.credentials if credentials is not None else None
-    role = role_for_key(session, loop.settings, key)
-    if role is None:
-        raise Unauthorized("missing or invalid API key; send 'Authorization: Bearer <key>'",
-                           headers={"WWW-Authenticate": "Bearer"})
-    return role
+async def current_caller(request: Request, credentials: BearerDep) -> ApiCaller:
+    """Who is calling: the caller ``KeyFirstMiddleware`` found, or (where it did not run) the key looked up now.
+
+    Async, and taking the loop from the app rather than through LoopDep, so no worker-thread hop.
+    """
+    caller = getattr(request.state, CALLER_STATE, None)
+    if isinstance(caller, ApiCaller):
+        return caller
+    loop: FeedbackLoop = request.app.state.loop
+    return await caller_for(loop, credentials.credentials if credentials is not None else None)
 
 
-RoleDep = Annotated[str, Depends(require_key)]
+CallerDep = Annotated[ApiCaller, Depends(current_caller)]
 
 
-def require_admin(role: RoleDep) -> str:
-    """The caller's role, when it is admin; 403 for every other key."""
-    if role != "admin":
-        raise Forbidden("this needs an admin key")
-    return role
+def requires(scope: str) -> Callable[[ApiCaller], Awaitable[ApiCaller]]:
+    """A dependency: the caller, when its key holds ``scope`` (or one that grants it); 403 naming it otherwise."""
+
+    async def check_scope(caller: CallerDep) -> ApiCaller:
+        if not caller.allows(scope):
+            raise Forbidden(f"this needs a key with the {scope!r} scope; key {caller.name!r} has "
+                            f"{', '.join(sorted(caller.scopes)) or 'none'}")
+        return caller
+
+    return check_scope
 
 
-AdminDep = Annotated[str, Depends(require_admin)]
+# The caller, per need (the permission matrix is in core/auth/api_keys.py).
+ReadKey = Annotated[ApiCaller, Depends(requires("read"))]
+PmKey = Annotated[ApiCaller, Depends(requires("pm"))]
+IntakeKey = Annotated[ApiCaller, Depends(requires("intake"))]
+AdminKey = Annotated[ApiCaller, Depends(requires("admin"))]

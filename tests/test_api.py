@@ -41,7 +41,7 @@ def test_stored_key_works_and_revoked_does_not(client: TestClient, loop: Feedbac
     from core.models import ApiKey
 
     with loop.session() as session:
-        key = create_api_key(session, "ci")
+        key = create_api_key(session, "ci", ["intake"])
     headers = {"Authorization": f"Bearer {key}"}
     assert client.post("/api/v1/feedback", json={"text": "works"}, headers=headers).status_code == 201
     with loop.session() as session:

@@ -87,8 +87,8 @@ def test_themes_and_route_dry_run_with_bad_rules(cli_env: str, tmp_path: Path) -
 
 
 def test_channels_commands(cli_env: str) -> None:
-    added = runner.invoke(app, ["channels", "add", "survey", "--plugin", "webhook", "--secret-env", "SURVEY_SECRET",
-                                "--option", "text_field=answer"])
+    added = runner.invoke(app, ["channels", "add", "survey", "--plugin", "webhook",
+                                "--secret-env", "FEEDBACKLOOP_SECRET_SURVEY", "--option", "text_field=answer"])
     assert added.exit_code == 0, added.output
     assert "/webhooks/survey" in added.output
     assert "survey" in runner.invoke(app, ["channels", "list"]).output
@@ -104,14 +104,14 @@ def test_keys_create_gives_a_working_key(cli_env: str) -> None:
     from api.app import create_app
     from core.settings import get_settings
 
-    created = runner.invoke(app, ["keys", "create", "survey-bot"])
+    created = runner.invoke(app, ["keys", "create", "survey-bot", "--scope", "pm", "--scope", "intake"])
     assert created.exit_code == 0, created.output
     key = created.output.strip()
-    assert runner.invoke(app, ["keys", "create", "x", "--role", "root"]).exit_code == 2
+    assert runner.invoke(app, ["keys", "create", "x", "--scope", "root"]).exit_code == 2
     with TestClient(create_app(get_settings())) as client:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.post("/api/v1/feedback", json={"text": "works"}, headers=headers).status_code == 201
-        assert client.get("/api/v1/channels", headers=headers).status_code == 403  # members are not admins
+        assert client.get("/api/v1/channels", headers=headers).status_code == 403  # pm and intake are not admin
 
 
 def test_a_malformed_setting_is_a_clear_error_and_stores_nothing(cli_env: str, tmp_path: Path,

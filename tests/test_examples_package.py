@@ -61,7 +61,7 @@ def test_example_package_installs_and_its_channel_works(tmp_path: Path) -> None:
     assert install.returncode == 0, install.stderr
     assert list(target.glob("feedbackloop_typeform-0.1.0.dist-info/entry_points.txt"))
     env = {**os.environ, "PYTHONPATH": str(target), "FEEDBACKLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'e.db'}",
-           "TF_SECRET": SECRET, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+           "FEEDBACKLOOP_SECRET_TF": SECRET, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
     env.pop("FEEDBACKLOOP_LOAD_PLUGINS", None)  # unset: every installed plugin loads
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -69,8 +69,8 @@ def test_example_package_installs_and_its_channel_works(tmp_path: Path) -> None:
 
     plugins = run("-m", "core", "plugins")
     assert plugins.returncode == 0 and "typeform" in plugins.stdout
-    added = run("-m", "core", "channels", "add", "survey", "--plugin", "typeform", "--secret-env", "TF_SECRET",
-                "--option", "fields=improve", "--option", "tier_field=plan")
+    added = run("-m", "core", "channels", "add", "survey", "--plugin", "typeform",
+                "--secret-env", "FEEDBACKLOOP_SECRET_TF", "--option", "fields=improve", "--option", "tier_field=plan")
     assert added.returncode == 0, added.stdout + added.stderr
     body = typeform_event()
     signature = "sha256=" + base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()

@@ -167,7 +167,7 @@ def test_rules_api_validates_and_never_loses_the_file(tmp_path: Path) -> None:
     rules.write_text(original)
     loop = make_loop(f"sqlite:///{tmp_path / 'rules.db'}", rules_file=rules)
     with loop.session() as session:
-        viewer = create_api_key(session, "viewer", role="viewer")
+        viewer = create_api_key(session, "viewer", ["pm"])
     admin = {"Authorization": f"Bearer {loop.settings.admin_key}"}
     with TestClient(create_app(loop.settings, loop=loop)) as client:
         assert client.get("/api/v1/rules", headers=admin).json()["default"]["owner"] == "product"

@@ -50,7 +50,7 @@ def forget(
     """Erase an author's items, embeddings and theme memberships, and record the erasure."""
     loop = open_loop()
     with loop.session() as session:
-        report = forget_author(session, author, actor=actor)
+        report = forget_author(session, author, actor=actor, pseudonyms=loop.pseudonyms)
     consoles().out.print(f"Erased {report.items} items and {report.sightings} sightings of that author; "
                          f"{report.themes_scrubbed} themes' quotes scrubbed. Recorded in the audit log.")
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from core.audit import cli_actor
 from core.cli import tables
 from core.cli.common import consoles, open_loop
 from core.errors import InvalidInput
@@ -26,7 +27,7 @@ def route_command(
     if rules is not None:
         settings = settings.model_copy(update={"rules_file": rules})
     if settings.rules_file is not None:
-        load_rules(settings.rules_file)  # a broken file is reported before anything is touched
+        load_rules(settings.rules_file, settings)  # a broken file is reported before anything is touched
     loop = open_loop(settings)
     if dry_run:
         with loop.session() as session:
@@ -60,7 +61,7 @@ def deliveries_retry(
         if not ids:
             raise InvalidInput("name delivery ids or pass --all-failed")
         for one_id in ids:
-            retry_delivery(session, one_id, actor="cli")
+            retry_delivery(session, one_id, actor=cli_actor())
     consoles().out.print(f"{len(ids)} deliveries due now.")
 
 

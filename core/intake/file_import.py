@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.clock import utcnow
+from core.intake.api_channels import refuse_webhook_channels
 from core.intake.ingest import IngestReport, InvalidItem, ingest, validate
 from core.loop import FeedbackLoop
 from core.models import ImportRun
@@ -40,6 +41,7 @@ def import_drafts(loop: FeedbackLoop, path: Path, drafts: Sequence[ItemDraft], c
         raise InvalidItem(f"{path}: {error.message}") from error
     digest = file_digest(path)
     with loop.session() as session:
+        refuse_webhook_channels(session, [channel], "a file import")  # a re-sent id would rewrite their items
         run = session.scalar(select(ImportRun).where(ImportRun.channel == channel, ImportRun.file_sha256 == digest))
         if run is None:
             run = ImportRun(channel=channel, file_sha256=digest, file_name=path.name[:512], rows_total=len(drafts),
