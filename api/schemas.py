@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from api.inputs import JsonObject, RowId, UtcDatetime
 
 
 class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=20_000, description="The feedback itself.")
-    channel: str = Field(default="api", min_length=1, max_length=128)
+    # A slug: names that reach the dashboard and the audit log are plain words, never markup.
+    channel: str = Field(default="api", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+                         description="An API channel (a slug); webhook channels are refused.")
     external_id: str | None = Field(default=None, max_length=256,
                                     description="Stable id in the source; re-sending it adds nothing.")
     author: str | None = Field(default=None, max_length=256, description="Stored only as a pseudonym.")
     url: str | None = Field(default=None, max_length=2048)
-    created_at: datetime | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: UtcDatetime | None = None
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 class FeedbackBatch(BaseModel):
@@ -41,7 +44,7 @@ class FeedbackPublic(BaseModel):
     text: str = Field(description="Redacted text: personal data never leaves the system.")
     author: str | None = Field(description="Pseudonym")
     url: str | None
-    created_at: datetime
+    created_at: UtcDatetime
     kind: str | None
     sentiment: float | None
     theme_id: int | None
@@ -77,24 +80,25 @@ class ThemeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str | None = Field(default=None, min_length=1, max_length=256)
-    status: str | None = None
+    status: str | None = Field(default=None, max_length=32, description="A theme status: new, triaged, planned, "
+                                                                         "in_progress, done, declined, ignored.")
     owner: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class ThemeMerge(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    into: int = Field(description="The theme that absorbs this one.")
+    into: RowId = Field(description="The theme that absorbs this one.")
 
 
 class ThemeSplit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    item_ids: list[int] = Field(min_length=1, max_length=10_000)
+    item_ids: list[RowId] = Field(min_length=1, max_length=10_000)
     label: str = Field(min_length=1, max_length=256)
 
 
 class ItemPlacement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    theme_id: int
+    theme_id: RowId

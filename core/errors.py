@@ -69,3 +69,9 @@ class ConfigurationError(FeedbackloopError):
     """A setting or a plugin choice that cannot work; the operator has to fix it, the caller may retry."""
 
     status_code = 503
+
+
+class StorageUnavailable(FeedbackloopError):
+    """The database refused to keep a write (commit failed): nothing was stored, the caller may retry."""
+
+    status_code = 503

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import SessionDep
+from api.inputs import ThemeIdPath
 from core.intake.queries import ItemFilter, inboxes, list_items
 from core.themes.views import get_theme, theme_view, theme_views
 
@@ -28,7 +29,7 @@ def themes_page(request: Request, session: SessionDep) -> HTMLResponse:
 
 
 @router.get("/themes/{theme_id}", response_class=HTMLResponse)
-def theme_page(theme_id: int, request: Request, session: SessionDep) -> HTMLResponse:
+def theme_page(theme_id: ThemeIdPath, request: Request, session: SessionDep) -> HTMLResponse:
     theme = get_theme(session, theme_id)
     _, items = list_items(session, ItemFilter(theme_id=theme_id), limit=200, offset=0)
     return templates.TemplateResponse(request, "theme.html",

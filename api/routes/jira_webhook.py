@@ -12,13 +12,15 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from api.deps import LoopDep
-from api.routes.webhooks import read_limited
+from api.routes.webhooks import JSON_BODY, WEBHOOK_ERRORS, read_limited
 from core.routing.tracker_status import receive_status_webhook
 
 router = APIRouter(tags=["trackers"])
 
 
-@router.post("/trackers/{tracker}/webhook", operation_id="tracker_webhook", status_code=status.HTTP_200_OK)
+@router.post("/trackers/{tracker}/webhook", operation_id="tracker_webhook", status_code=status.HTTP_200_OK,
+             responses={**WEBHOOK_ERRORS, 202: {"description": "Received and ignored (the reason is given)"}},
+             openapi_extra=JSON_BODY)
 async def tracker_webhook(tracker: str, request: Request, loop: LoopDep) -> JSONResponse:
     """Apply an issue's new status to its theme (planned, in progress, done, declined), with an audit entry."""
     body = await read_limited(request)

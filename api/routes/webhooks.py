@@ -6,10 +6,16 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from api.deps import IntakeDep
+from api.errors import error_responses
 from core.intake.channels import MAX_WEBHOOK_BYTES
 from core.types import WebhookRejected
 
 router = APIRouter(tags=["webhooks"])
+# What a sender can be told: not JSON (400), unsigned (401), no such channel (404), over the size (413),
+# unusable items (422), over the channel's rate (429), not stored or not configured (503).
+WEBHOOK_ERRORS = error_responses(400, 401, 404, 409, 413, 422, 429, 503)
+# The body is read raw (its signature covers the bytes), so it is described here rather than by a model.
+JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
 async def read_limited(request: Request) -> bytes:
@@ -26,7 +32,8 @@ async def read_limited(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/webhooks/{channel}", status_code=status.HTTP_202_ACCEPTED, operation_id="receive_webhook")
+@router.post("/webhooks/{channel}", status_code=status.HTTP_202_ACCEPTED, operation_id="receive_webhook",
+             responses=WEBHOOK_ERRORS, openapi_extra=JSON_BODY)
 async def webhook(channel: str, request: Request, intake: IntakeDep) -> JSONResponse:
     """A delivery for a configured channel; answered only after what it carries is committed."""
     # Only async dependencies here: FastAPI runs sync ones in a worker thread, a hop per request.

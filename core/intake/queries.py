@@ -29,7 +29,8 @@ def _filtered(query: Select[tuple[FeedbackItem]], where: ItemFilter) -> Select[t
     if where.theme_id is not None:
         query = query.join(ThemeMembership).where(ThemeMembership.theme_id == where.theme_id)
     if where.contains:
-        query = query.where(FeedbackItem.text_redacted.ilike(f"%{where.contains}%"))
+        # autoescape: "%", "_" and the escape character are the searched text, not LIKE wildcards.
+        query = query.where(FeedbackItem.text_redacted.icontains(where.contains, autoescape=True))
     if where.since:
         query = query.where(FeedbackItem.created_at >= where.since)
     if where.until:
