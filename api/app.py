@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth_middleware import KeyFirstMiddleware
+from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
+from api.rate_limits import RateLimitMiddleware
 from api.routes import channels, dashboard, deliveries, feedback, health, jira_webhook, rules, themes, webhooks
+from api.security_headers import SecurityHeadersMiddleware
 from core import __version__
 from core.db import WalCheckpointer
 from core.intake.group_commit import WebhookIntake
 from core.loop import FeedbackLoop
 from core.settings import Settings, get_settings
+
+SWITCH_INTERVAL_S = 0.001
 
 
 def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
@@ -41,6 +48,18 @@ def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, feedback, themes, webhooks, channels, dashboard, deliveries, rules, jira_webhook):
         app.include_router(module.router)
+    # Innermost, so it runs after the key check: a keyed /api/v1 body is read up to its limit (413 beyond)
+    # before anything parses it. (FastAPI's own max_body_size answers a declared oversize body with a plain
+    # text 413, not the one error shape, so the limit is ours.)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=feedback_loop.settings.api_max_body_bytes)
+    # Around it: /api/v1 answers 401 before a body is read (the rate limits outside it see
+    # those 401s); the caller it finds rides in the request scope to the route dependencies.
+    app.add_middleware(KeyFirstMiddleware, loop=feedback_loop)
+    # Added last, so they run first: a request over its budget is refused before any other work, and every
+    # answer, a 429 too, carries the security headers.
+    app.add_middleware(RateLimitMiddleware, settings=feedback_loop.settings)
+    app.add_middleware(SecurityHeadersMiddleware,
+                       docs_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
     return app
 
 
@@ -50,4 +69,9 @@ def app_factory() -> FastAPI:
     # Everything loaded so far lives as long as the process: moving it out of the collector's sight
     # keeps full collections short, which would otherwise show up as latency spikes under load.
     gc.freeze()
+    # Storage and enrichment run in threads beside the event loop; with CPython's default 5 ms switch
+    # interval every hand-back of the GIL to the loop can wait that long, several times per request, so
+    # a cheap request (/healthz) took ~60 ms while a big batch was enriched. 1 ms keeps the loop responsive
+    # for a small cost in the threads' throughput (bench/RESULTS.md, "Event loop under load").
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return app

@@ -12,6 +12,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# What a SQLite WAL keeps after a checkpoint: room for the writes of many seconds at peak intake (the
+# server checkpoints every second), so a burst does not make the file grow again each time, while a
+# one-off import's hundreds of megabytes go back to the filesystem.
+WAL_SIZE_LIMIT_BYTES = 32 * 1024 * 1024
 
 
 class Base(DeclarativeBase):
@@ -75,6 +79,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # SQLite reuses the WAL file from its start after a checkpoint but never shrinks it on its own: one large
+    # import or burst would leave a file of its peak size for good. With a limit, the file is cut back to it
+    # whenever the log restarts after a checkpoint.
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     cursor.close()
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import ValidationError
+import limits
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError
+
+# Storages the `limits` library can share rate-limit budgets in without further packages (redis-py is a dependency).
+RATE_LIMIT_STORAGE_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix", "redis+cluster"})
 
 
 class Settings(BaseSettings):
@@ -36,6 +40,62 @@ class Settings(BaseSettings):
     # follow them (decided in two rounds: clustering/steering.py).
     steer_margin: float = 0.05
     public_url: str = "http://127.0.0.1:8000"
+    # Request bodies on /api/v1 (api/body_limits.py): at most this many bytes are read, before any parsing;
+    # more is refused with 413. 32 MiB holds a batch of 1,000 items with every field at its longest
+    # (20,000-character text, 8 KiB metadata: api/inputs.py) as plain JSON.
+    api_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # What leaves, and with which credentials (core/outbound.py, core/secrets.py). outbound_allowed: comma-separated
+    # hosts ("jira.example.com", "*.example.com") and URL prefixes ("https://hooks.slack.com/services/") that
+    # targets and replies may call; empty: any public host (destinations come only from rules and channel options,
+    # which need an admin key). outbound_allow_private: hosts, addresses and CIDRs ("redmine.lan,10.0.5.0/24") that
+    # may be, or resolve to, private, loopback or link-local addresses, refused otherwise. secret_env_allowed:
+    # comma-separated patterns (fnmatch, case-sensitive) of the variables `*_env` options and channel secrets may
+    # name; feedbackloop's own settings (FEEDBACKLOOP_ADMIN_KEY, FEEDBACKLOOP_DATABASE_URL...) and tracker
+    # webhook secrets (FEEDBACKLOOP_*_WEBHOOK_SECRET) are refused whatever the patterns say.
+    outbound_allowed: str = ""
+    outbound_allow_private: str = ""
+    secret_env_allowed: str = "FEEDBACKLOOP_SECRET_*"
+    # Pseudonyms (core/intake/pseudonyms.py): the secret key of author pseudonyms and of ids derived from what
+    # people wrote, never kept in the database. FEEDBACKLOOP_PSEUDONYM_KEY (64+ hex characters) wins; else the file
+    # pseudonym_key_file, by default <secrets_dir>/pseudonym_key, secrets_dir being .feedbackloop/ next to a SQLite
+    # file (./.feedbackloop/ for other databases). The file is made on first start (0600) unless
+    # pseudonym_key_create is false; every machine of one database needs the same key, or it refuses to start.
+    pseudonym_key: SecretStr | None = None
+    secrets_dir: Path | None = None
+    pseudonym_key_file: Path | None = None
+    pseudonym_key_create: bool = True
+    # Redaction (plugins/redaction.py): the regions whose national phone formats ("030 901820", "4155552671") are
+    # recognised besides international ones (+49 ..., 0049 ...), as ISO 3166 codes; each one checks every number.
+    redaction_phone_regions: str = "US,GB,DE,FR"
+    # Rate limits (api/rate_limits.py), in the `limits` library's notation ("600/minute", "20/second;600/minute";
+    # "" switches one off): per API key on /api/v1, per webhook channel (/webhooks/{channel}) and tracker
+    # (/trackers/{tracker}/webhook), and per client address for /api/v1 requests answered 401, which slows key
+    # guessing. Budgets live in the storage: "memory://" is per process (each of `serve --workers N` has its own);
+    # "redis://host:6379/0" shares them between processes and hosts.
+    rate_limit_per_key: str = "600/minute"
+    rate_limit_per_channel: str = "1200/minute"
+    rate_limit_failed_auth_per_address: str = "30/minute"
+    rate_limit_storage: str = "memory://"
+
+    @field_validator("rate_limit_per_key", "rate_limit_per_channel", "rate_limit_failed_auth_per_address")
+    @classmethod
+    def _rate_limits_parse(cls, value: str) -> str:
+        if value.strip():
+            try:
+                items = limits.parse_many(value)
+            except ValueError as error:
+                raise ValueError(f"not a rate limit such as '600/minute' ({error})") from None
+            if any(item.amount < 1 for item in items):  # "0/minute" would refuse everything: say "" to switch off
+                raise ValueError("a rate limit allows at least 1 request; use an empty value to switch it off")
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage_known(cls, value: str) -> str:
+        if value.split("://", 1)[0] not in RATE_LIMIT_STORAGE_SCHEMES or "://" not in value:
+            raise ValueError(f"the storage must start with one of {', '.join(sorted(RATE_LIMIT_STORAGE_SCHEMES))} "
+                             "followed by ://")
+        return value
 
 
 @lru_cache
