@@ -13,6 +13,7 @@ their own checks (signatures) or none.
 
 from __future__ import annotations
 
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_body
 from core.auth.api_keys import ApiCaller, admin_key_caller, authenticate, missing_key
-from core.errors import Unauthorized
+from core.errors import StorageUnavailable, Unauthorized
 from core.loop import FeedbackLoop
 
 CALLER_STATE = "api_caller"
@@ -36,9 +37,16 @@ def bearer_key(headers: Headers) -> str | None:
 
 
 def lookup_stored_key(loop: FeedbackLoop, key: str) -> ApiCaller:
-    """A stored key's caller (blocking: a database query); Unauthorized when it is wrong or revoked."""
-    with loop.session() as session:
-        return authenticate(session, loop.settings, key)
+    """A stored key's caller (blocking: a database query); Unauthorized when it is wrong or revoked.
+
+    A database that cannot answer is StorageUnavailable (503, retry later), not a 500 or a 401: the key
+    may well be right.
+    """
+    try:
+        with loop.session() as session:
+            return authenticate(session, loop.settings, key)
+    except OperationalError as error:
+        raise StorageUnavailable("the database cannot check API keys right now; retry shortly") from error
 
 
 async def caller_for(loop: FeedbackLoop, key: str | None) -> ApiCaller:
@@ -72,7 +80,7 @@ class KeyFirstMiddleware:
             return
         try:
             caller = await caller_for(self.loop, bearer_key(Headers(scope=scope)))
-        except Unauthorized as error:
+        except (Unauthorized, StorageUnavailable) as error:
             # Answered here, outside FastAPI's handlers, in the same shape they use (api/errors.py).
             response = JSONResponse(error_body(error.code, error.message), status_code=error.status_code,
                                     headers=error.headers or None)

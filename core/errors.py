@@ -72,6 +72,6 @@ class ConfigurationError(FeedbackloopError):
 
 
 class StorageUnavailable(FeedbackloopError):
-    """The database refused to keep a write (commit failed): nothing was stored, the caller may retry."""
+    """The database cannot answer or refused to keep a write (commit failed): nothing was stored, retry."""
 
     status_code = 503

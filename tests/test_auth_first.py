@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 import api.auth_middleware
 from api.app import create_app
@@ -134,3 +135,17 @@ def test_routes_outside_the_api_are_not_behind_the_key(client: TestClient) -> No
     assert client.get("/").status_code == 200  # the dashboard (behind the proxy's sign-in, see README)
     assert client.post("/webhooks/nowhere", content=b"{}").status_code == 404  # signatures, not keys
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_database_that_cannot_check_keys_is_503_not_500(app: FastAPI, loop: FeedbackLoop,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key may well be right: the caller is told to retry, in the one error shape."""
+    with loop.session() as session:
+        key = create_api_key(session, "reader", ["read"])
+
+    def unavailable(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("SELECT ...", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(api.auth_middleware, "authenticate", unavailable)
+    status, body, pulled = call(app, "/api/v1/feedback", f"Bearer {key}")
+    assert (status, body["error"], pulled) == (503, "storage_unavailable", 0)

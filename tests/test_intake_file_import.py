@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 import core.intake.file_import
 from core.intake.file_import import import_drafts
-from core.intake.file_reader import ColumnMapping, drafts_from_file
+from core.intake.file_reader import ColumnMapping, ImportFileError, drafts_from_file
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, ImportRun
 
@@ -63,3 +63,12 @@ def test_jsonl_review_export_without_ids_is_idempotent(loop: FeedbackLoop, tmp_p
     longer.write_text(path.read_text() + '{"review": "Needs dark mode", "user": "r3", "stars": 3}\n')
     second = import_drafts(loop, longer, drafts_from_file(longer, mapping, "appstore"), "appstore")
     assert (first.created, second.created, second.duplicates) == (2, 1, 2) and stored(loop) == 3
+
+
+@pytest.mark.parametrize("depth", [65, 100_000])
+def test_a_record_nested_too_deep_is_a_clear_error(tmp_path: Path, depth: int) -> None:
+    """Just past the limit, and deep enough that ``json`` itself raises RecursionError: both name the line."""
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": "fine"}\n' + '{"text": "x", "meta": ' + "[" * depth + "]" * depth + "}\n")
+    with pytest.raises(ImportFileError, match="line 2: nests more than 64 levels"):
+        drafts_from_file(path, ColumnMapping(), "reviews")

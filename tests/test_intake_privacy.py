@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from core.audit import cli_actor
 from core.cli.app import app
 from core.intake.erasure import ForgetError, forget_author
 from core.intake.impact import apply_impact
@@ -107,6 +108,11 @@ def test_forget_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert result.exit_code == 0 and "Erased 1 items" in result.output
         assert CliRunner().invoke(app, ["forget", "--author", ""]).exit_code == 2
         assert count(loop, FeedbackItem) == 1
+        assert CliRunner().invoke(app, ["forget", "--author", "dora", "--actor", "dpo@example"]).exit_code == 0
+        with loop.session() as session:  # the audit log names the person at the terminal, and who asked
+            actors = session.scalars(select(AuditEntry.actor).where(AuditEntry.action == "forget_author")
+                                     .order_by(AuditEntry.id)).all()
+        assert actors == [cli_actor(), f"{cli_actor()} for dpo@example"] and actors[0].startswith("cli:")
     finally:
         loop.close()
         get_settings.cache_clear()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from core.audit import cli_actor
 from core.cli import tables
 from core.cli.common import consoles, open_loop, progress_bar
 from core.errors import InvalidInput
@@ -45,12 +46,15 @@ def ingest_file(
 
 def forget(
     author: Annotated[str, typer.Option(help="The author's name or id as the channel sent it.")],
-    actor: Annotated[str, typer.Option(help="Who asked, for the audit log.")] = "cli",
+    actor: Annotated[str | None, typer.Option(help="Who asked, for the audit log (default: cli:<your user>).")]
+    = None,
 ) -> None:
     """Erase an author's items, embeddings and theme memberships, and record the erasure."""
     loop = open_loop()
     with loop.session() as session:
-        report = forget_author(session, author, actor=actor, pseudonyms=loop.pseudonyms)
+        # The person at the terminal is recorded too when someone else asked: the log says who did it.
+        who = (cli_actor() if actor is None else f"{cli_actor()} for {actor}")[:128]
+        report = forget_author(session, author, actor=who, pseudonyms=loop.pseudonyms)
     consoles().out.print(f"Erased {report.items} items and {report.sightings} sightings of that author; "
                          f"{report.themes_scrubbed} themes' quotes scrubbed. Recorded in the audit log.")
 

@@ -11,11 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import FeedbackloopError
+from core.json_depth import nesting_depth
 from core.types import ItemDraft
+
+# As deep as a webhook body may nest (plugins/webhook_signing.py): no export's record needs more.
+MAX_RECORD_DEPTH = 64
 
 
 class ImportFileError(FeedbackloopError):
     """A file that cannot be imported; the message names the file, the line and the problem."""
+
+
+def too_deep(path: Path, number: int) -> ImportFileError:
+    return ImportFileError(f"{path}: line {number}: nests more than {MAX_RECORD_DEPTH} levels deep")
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,11 @@ def read_records(path: Path, fmt: str | None = None) -> list[tuple[int, dict[str
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ImportFileError(f"{path}: line {number}: not valid JSON: {error.msg}") from error
+            except RecursionError as error:  # json itself gives up on very deep nesting
+                raise too_deep(path, number) from error
+            # Deep nesting breaks the code that walks records later (redaction, JSON columns): refused here.
+            if nesting_depth(record, MAX_RECORD_DEPTH) > MAX_RECORD_DEPTH:
+                raise too_deep(path, number)
             if not isinstance(record, dict):
                 raise ImportFileError(f"{path}: line {number}: expected a JSON object")
             records.append((number, record))
