@@ -1,4 +1,4 @@
-"""Theme labels: class-based TF-IDF keywords, a short readable title, and representative quotes."""
+"""Theme labels: a name (clustering.names), class-based TF-IDF keywords beside it, representative quotes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from clustering.base import Embeddings, Labels, Vectorizer
+from clustering.names import theme_names
 from clustering.vectors import unit
 
 # Words that appear in almost every customer message carry no theme; dropped on top of English ones.
@@ -19,6 +20,8 @@ EXTRA_STOP_WORDS = frozenset({"hi", "hello", "hey", "please", "thanks", "thank",
 
 @dataclass(frozen=True)
 class ThemeLabel:
+    """``title`` is the theme's name ("Card is not working"); ``keywords`` the c-TF-IDF terms beside it."""
+
     title: str
     keywords: list[str]
     quote_indices: list[int]
@@ -94,7 +97,7 @@ def representative_quotes(embeddings: Embeddings, member_indices: Sequence[int],
 
 
 class ThemeLabeller:
-    """The pipeline's labelling stage: c-TF-IDF keywords, a title made of them, representative quotes.
+    """The pipeline's labelling stage: a distinct name per theme, c-TF-IDF keywords, representative quotes.
 
     ``vectorizer`` is any ``CountVectorizer``-like term counter (``None``: ``keyword_vectorizer()``, built
     afresh on every call so that labelling never depends on an earlier call); it is fitted in place on
@@ -107,9 +110,12 @@ class ThemeLabeller:
 
     def label(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]:
         keywords = class_tfidf_keywords(texts, labels, self.top_n, vectorizer=self.vectorizer)
+        # Names come from the texts themselves, not from the keywords: a keyword list reads as one only
+        # when its terms happen to be in order ("Going don · reverted · topup" before issue 18).
+        names = theme_names(texts, labels)
         return {
             theme: ThemeLabel(
-                title=readable_title(words),
+                title=names.get(theme) or readable_title(words),
                 keywords=words,
                 quote_indices=representative_quotes(embeddings, np.flatnonzero(labels == theme).tolist()),
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,23 @@ def test_keywords_titles_and_quotes() -> None:
     points, _ = blobs()
     quotes = representative_quotes(points, list(range(25)))
     assert len(quotes) == 3 and len(set(quotes)) == 3 and all(0 <= q < 25 for q in quotes)
+
+
+def test_theme_names_are_phrases_distinct_and_without_fragments() -> None:
+    from clustering.names import theme_names
+
+    texts = ["my card hasn't arrived", "my card has not arrived yet", "card still hasn't arrived guys",
+             "I can't reset my password", "password reset link is broken", "forgot password, reset please",
+             "my new card hasn't arrived", "new card not arrived weeks ago", "when does a new card arrive"]
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    names = theme_names(texts, labels)
+    assert set(names) == {0, 1, 2}
+    assert len({n.lower() for n in names.values()}) == 3  # over-split themes still read differently
+    for name in names.values():
+        words = re.findall(r"[a-z]+", name.lower())
+        assert 2 <= len(name.split()) <= 6 and not set(words) & {"hasn", "can", "t", "guys", "ago", "don"}
+    assert "card" in names[0].lower() and "password" in names[1].lower() and "new" in names[2].lower()
+    assert theme_names(texts, labels) == names and theme_names([], np.zeros(0, dtype=np.int64)) == {}
 
 
 def test_pipeline_runs_stages() -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from clustering.incremental import JOIN_FLOOR, IncrementalThemer
 from clustering.labels import class_tfidf_keywords, readable_title, representative_quotes
+from clustering.names import theme_names
 from clustering.steering import follow_placed
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
@@ -111,7 +112,9 @@ def _new_theme(session: Session, themer: IncrementalThemer, provisional_id: int,
     labels = np.array([0] * len(member_texts) + [-1] * len(others), dtype=np.int64)
     keywords = class_tfidf_keywords(member_texts + others, labels).get(0, [])
     quotes = representative_quotes(member_vectors, list(range(len(member_texts))))
-    theme = Theme(label=readable_title(keywords), keywords=keywords, status="new",
+    # Named like a theme of a full clustering, the keywords kept beside the name (issue 18).
+    name = theme_names(member_texts + others, labels).get(0) or readable_title(keywords)
+    theme = Theme(label=name, keywords=keywords, status="new",
                   quotes=[member_texts[i] for i in quotes])
     index = themer.theme_ids.index(provisional_id)
     theme.centroid = themer.centroids[index].tobytes()
