@@ -228,7 +228,7 @@ def redact_item(item: ItemDraft, settings: Settings) -> None:
 
 @hookimpl
 def enrich_item(item: ItemDraft, settings: Settings) -> None:
-    # Built-ins are registered first, so pluggy calls this after other enrichments: what they added is redacted too.
+    # Built-ins are registered first, so pluggy calls this after other enrichments: a redacted text one of them
+    # made is redacted too. The url and metadata are redact_item's: the core calls it after enrichment.
     regions = phone_regions(settings)
     item.redacted_text = redact(item.redacted_text if item.redacted_text is not None else item.text, regions)
-    redact_item(item, settings)

@@ -154,8 +154,9 @@ def _sort_deliveries(loop: FeedbackLoop, deliveries: Sequence[tuple[str, IntakeR
             continue
         fast.append(index)
         for spot, draft in zip(spots, result.items, strict=True):
-            loop.pm.hook.redact_item(item=draft, settings=loop.settings)
+            # As in ingest: enrichment, then redaction of url and metadata (what enrichment added included).
             loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
+            loop.pm.hook.redact_item(item=draft, settings=loop.settings)
             rows.append(draft_row(draft, channel, item_keys[spot][1], authors[spot], digests[spot]))
     return fast, slow
 

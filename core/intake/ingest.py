@@ -81,7 +81,9 @@ def ingest(loop: FeedbackLoop, session: Session, drafts: Sequence[ItemDraft]) ->
     enriched = _enrich_ahead(loop, session, drafts)
     for draft in drafts:
         # url and metadata are redacted before any use: a re-sent item's metadata merges in unenriched.
-        loop.pm.hook.redact_item(item=draft, settings=loop.settings)
+        # Drafts enriched ahead were redacted there, after their enrichment: once per draft is enough.
+        if id(draft) not in enriched:
+            loop.pm.hook.redact_item(item=draft, settings=loop.settings)
         author = pseudonyms.author(draft.author)
         external_id = draft.external_id or pseudonyms.content_id(author, draft.text)
         if is_tombstoned(session, draft.channel, external_id):
@@ -142,15 +144,18 @@ def _enrich_ahead(loop: FeedbackLoop, session: Session, drafts: Sequence[ItemDra
         known = stored.get((draft.channel, key))
         if known is not None and (draft.partial or known == draft.text):
             continue  # a repeat: nothing of it is stored again
-        loop.pm.hook.redact_item(item=draft, settings=loop.settings)  # url and metadata first, as below
         _enrich(loop, draft, enriched)
     return enriched
 
 
 def _enrich(loop: FeedbackLoop, draft: ItemDraft, enriched: set[int]) -> None:
-    """The enrichment hooks, once per draft."""
+    """The enrichment hooks, then redaction of url and metadata, once per draft.
+
+    Redaction comes after enrichment so that metadata an enrichment plugin added is redacted too.
+    """
     if id(draft) not in enriched:
         loop.pm.hook.enrich_item(item=draft, settings=loop.settings)
+        loop.pm.hook.redact_item(item=draft, settings=loop.settings)
         enriched.add(id(draft))
 
 
