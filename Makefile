@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv run test lint typecheck pytest bench clean
+.PHONY: venv run test lint typecheck pytest browser-tools bench clean
 
 venv: $(STAMP)
 
@@ -27,7 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# Chromium and the browser tests' npm packages (axe-core, oidc-provider), when missing.
+browser-tools:
+	bash tests/browser/install.sh
+
+pytest: $(STAMP) browser-tools
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

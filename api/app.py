@@ -8,12 +8,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api.auth_middleware import KeyFirstMiddleware
 from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.rate_limits import RateLimitMiddleware
-from api.routes import channels, dashboard, deliveries, feedback, health, jira_webhook, rules, themes, webhooks
+from api.pages import admin as admin_pages
+from api.pages import admin_rules as admin_rules_pages
+from api.pages import admin_users as admin_users_pages
+from api.pages import auth as auth_pages
+from api.pages import overview as overview_page
+from api.pages import theme as theme_page
+from api.pages import triage as triage_page
+from api.pages.common import STATIC_DIR, is_page_path, make_templates
+from api.pages.errors import page_error
+from api.rate_limits import RateLimits
+from api.routes import channels, deliveries, feedback, health, jira_webhook, rules, themes, webhooks
 from api.security_headers import SecurityHeadersMiddleware
 from core import __version__
 from core.db import WalCheckpointer
@@ -46,8 +57,9 @@ def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     # One intake per app: its group commits and channel cache belong to this app's engine.
     app.state.webhook_intake = WebhookIntake(feedback_loop)
     install_error_handlers(app)
-    for module in (health, feedback, themes, webhooks, channels, dashboard, deliveries, rules, jira_webhook):
+    for module in (health, feedback, themes, webhooks, channels, deliveries, rules, jira_webhook):
         app.include_router(module.router)
+    install_workspace(app, feedback_loop)
     # Innermost, so it runs after the key check: a keyed /api/v1 body is read up to its limit (413 beyond)
     # before anything parses it. (FastAPI's own max_body_size answers a declared oversize body with a plain
     # text 413, not the one error shape, so the limit is ours.)
@@ -61,6 +73,18 @@ def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware,
                        docs_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
     return app
+
+
+def install_workspace(app: FastAPI, feedback_loop: FeedbackLoop) -> None:
+    """The signed-in workspace: its pages, their static files, HTML errors and the sign-in budget."""
+    app.state.templates = make_templates()
+    app.state.page_error = page_error
+    app.state.is_page_path = is_page_path
+    app.state.sign_in_limits = RateLimits(feedback_loop.settings)
+    for module in (auth_pages, overview_page, theme_page, triage_page, admin_pages, admin_rules_pages,
+                   admin_users_pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
 def app_factory() -> FastAPI:

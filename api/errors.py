@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -87,8 +87,20 @@ def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
 
-async def domain_error(_request: Request, error: Exception) -> JSONResponse:
+def _page_error(request: Request, status_code: int, message: str) -> Response | None:
+    """The workspace's HTML answer for an error on one of its pages; None on the API's paths."""
+    renderer = getattr(request.app.state, "page_error", None)
+    pages = getattr(request.app.state, "is_page_path", None)
+    if renderer is None or pages is None or not pages(request.url.path):
+        return None
+    answer: Response = renderer(request, status_code, message)
+    return answer
+
+
+async def domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, FeedbackloopError)
+    if (page := _page_error(request, error.status_code, error.message)) is not None:
+        return page
     return JSONResponse(error_body(error.code, _short(error.message, MAX_DETAIL_CHARS)), status_code=error.status_code,
                         headers=error.headers or None)
 
@@ -98,9 +110,13 @@ def _short(value: object, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-async def invalid_request(_request: Request, error: Exception) -> JSONResponse:
+async def invalid_request(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     found = error.errors()
+    if (page := _page_error(request, 422, "; ".join(
+            f"{'.'.join(str(p) for p in problem.get('loc', ()))}: {problem.get('msg', '')}"
+            for problem in found[:5]))) is not None:
+        return page
     problems = [{"loc": [_short(part, MAX_LOCATION_PART_CHARS) for part in problem.get("loc", ())][:MAX_LOCATION_PARTS],
                  "msg": _short(problem.get("msg", ""), MAX_MESSAGE_CHARS)} for problem in found[:MAX_PROBLEMS]]
     summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5]) or "invalid request"
@@ -110,8 +126,10 @@ async def invalid_request(_request: Request, error: Exception) -> JSONResponse:
                         status_code=422)
 
 
-async def http_error(_request: Request, error: Exception) -> JSONResponse:
+async def http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
+    if (page := _page_error(request, error.status_code, str(error.detail))) is not None:
+        return page
     code = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
     return JSONResponse(error_body(code, _short(error.detail, MAX_MESSAGE_CHARS)), status_code=error.status_code,
                         headers=getattr(error, "headers", None))

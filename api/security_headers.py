@@ -1,6 +1,7 @@
 """Security headers on every response, a pure ASGI middleware.
 
-- ``Content-Security-Policy``: only the server's own resources, no script at all (the dashboard has none),
+- ``Content-Security-Policy``: only the server's own resources; scripts only from the server's own files
+  (/static/workspace.js: keyboard shortcuts and live counts; no inline script, no eval),
   no framing (``frame-ancestors 'none'``, and ``X-Frame-Options: DENY`` for older browsers). The
   templates' ``<style>`` blocks are allowed by their SHA-256, computed from the templates at start, so an
   injected ``<style>`` element would not apply; ``style`` attributes stay allowed (``style-src-attr``),
@@ -8,8 +9,9 @@
 - The interactive API documentation (``/docs``, ``/redoc``) is FastAPI's page, which loads its scripts from
   a CDN and starts them from an inline script: it gets a policy that allows exactly that and still forbids
   framing. It shows no stored data.
-- ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` (links in tickets and pages must not
-  leak theme URLs to other hosts).
+- ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin`` (links in tickets and pages must not
+  leak theme URLs to other hosts; ``no-referrer`` would also make a browser send ``Origin: null`` on the
+  workspace's own form posts, which the pages' same-origin check must refuse).
 - ``Cache-Control: no-store`` unless a route chose its own: API answers and dashboard pages carry customer
   feedback, which must not stay in a browser's or a proxy's cache.
 """
@@ -48,7 +50,7 @@ def style_hashes(templates: Path = TEMPLATES) -> list[str]:
 
 
 def content_security_policy(styles: Iterable[str]) -> str:
-    return ("default-src 'self'; script-src 'none'; "
+    return ("default-src 'self'; script-src 'self'; connect-src 'self'; "
             f"style-src 'self' {' '.join(styles)}; style-src-attr 'unsafe-inline'; "
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -60,7 +62,7 @@ class SecurityHeadersMiddleware:
         self.app = app
         self.docs_paths = frozenset(path for path in docs_paths if path)
         common = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
-                  "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+                  "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
         self.headers = {"Content-Security-Policy": content_security_policy(style_hashes()), **common}
         self.docs_headers = {"Content-Security-Policy": DOCS_POLICY, **common}
 

@@ -38,3 +38,8 @@ def cli_actor() -> str:
 def key_actor(key_name: str) -> str:
     """The actor for an API call: the name of the key that made it."""
     return f"key:{key_name}"
+
+
+def user_actor(email: str) -> str:
+    """The actor for a change made in the workspace: the signed-in person's address."""
+    return f"user:{email}"

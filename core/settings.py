@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -76,6 +77,39 @@ class Settings(BaseSettings):
     rate_limit_per_channel: str = "1200/minute"
     rate_limit_failed_auth_per_address: str = "30/minute"
     rate_limit_storage: str = "memory://"
+    # The workspace's sign-in (core/auth/web_sessions.py): a session ends after this long without a request,
+    # or this long after sign-in, whichever comes first. cookie_secure: send the session cookie only over
+    # HTTPS; unset, it is Secure except on plain-http loopback addresses (a laptop's `make run`).
+    session_idle_minutes: int = Field(default=8 * 60, ge=1)
+    session_max_hours: int = Field(default=7 * 24, ge=1)
+    cookie_secure: bool | None = None
+    # OpenID Connect sign-in (api/pages/oidc.py), on when oidc_issuer is set: the provider's issuer URL exactly as
+    # its ID tokens name it (discovery is read from <issuer>/.well-known/openid-configuration), this server's
+    # confidential client at the provider (its redirect URI is <public_url>/auth/oidc/callback), the role of
+    # people on their first sign-in, the scopes asked for (openid must be one) and the sign-in page's button.
+    # The issuer's host may be a private address (an admin chose it): outbound calls allow exactly that host.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_default_role: Literal["admin", "pm", "owner", "viewer"] = "viewer"
+    oidc_scopes: str = "openid email profile"
+    oidc_button_label: str = "Sign in with SSO"
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _oidc_issuer_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("the issuer is an http(s) URL such as https://accounts.example.com")
+        return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _oidc_scopes_have_openid(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("the scopes must include openid")
+        return value
 
     @field_validator("rate_limit_per_key", "rate_limit_per_channel", "rate_limit_failed_auth_per_address")
     @classmethod

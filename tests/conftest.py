@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from api.app import create_app
 from core.loop import FeedbackLoop
 from core.settings import get_settings
+from tests.support.browser import chromium_browser, page_for  # noqa: F401 (fixtures: Chromium, a page per test)
 from tests.support.env import ADMIN_KEY, IN_CI, POSTGRES_ADMIN_URL, postgres_available
 from tests.support.loops import make_loop
 

@@ -10,6 +10,7 @@ from core.intake.channels import add_channel
 from core.loop import FeedbackLoop
 from core.themes.build import embed_pending, recluster
 from plugins.generic_webhook import sign
+from tests.support.workspace import sign_in
 
 
 def test_healthz(client: TestClient) -> None:
@@ -148,8 +149,9 @@ def test_webhook_dispatches_to_the_channel_plugin(client: TestClient, loop: Feed
         assert session.query(FeedbackItem).count() == 1
 
 
-def test_dashboard_lists_themes(client: TestClient, auth: dict[str, str], loop: FeedbackLoop) -> None:
+def test_workspace_lists_themes(client: TestClient, auth: dict[str, str], loop: FeedbackLoop) -> None:
     seed_themes(client, auth, loop)
+    sign_in(client, loop)
     page = client.get("/")
     assert page.status_code == 200
     assert page.text.count('class="theme-row"') == 2

@@ -29,15 +29,29 @@ def test_run_demo_serves_at_least_20_labelled_themes_with_owners(tmp_path: Path)
     process = subprocess.Popen([sys.executable, "-m", "core", "run", "--demo", "--port", str(port)],
                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        page = None
+        signin = None
         deadline = time.monotonic() + 400
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                signin = httpx.get(f"http://127.0.0.1:{port}/signin", timeout=5)
                 break
             except httpx.TransportError:
                 time.sleep(1)
-        assert page is not None, (tmp_path / "run.log").read_text()[-3000:]
+        assert signin is not None, (tmp_path / "run.log").read_text()[-3000:]
+        output = (tmp_path / "run.log").read_text()
+        # Its closing lines: where to sign in, and the account made for the demo.
+        assert f"sign in at http://127.0.0.1:{port}/signin" in output, output[-3000:]
+        account = re.search(r"Demo account \(made for this demo only\): (\S+)  password: (\S+)", output)
+        assert account is not None, output[-3000:]
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        assert client.get("/").status_code == 303  # nothing without signing in
+        form = client.get("/signin")
+        token = re.search(r'name="form_token" value="([^"]+)"', form.text)
+        assert token is not None
+        signed_in = client.post("/signin", data={"form_token": token.group(1), "email": account.group(1),
+                                                 "password": account.group(2), "next": "/"})
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
+        page = client.get("/")
         assert page.status_code == 200
         rows = re.findall(r'<tr class="theme-row">(.*?)</tr>', page.text, flags=re.S)
         assert len(rows) >= 20
@@ -47,7 +61,7 @@ def test_run_demo_serves_at_least_20_labelled_themes_with_owners(tmp_path: Path)
             assert label is not None and label.group(1).strip() and label.group(1) != "Untitled theme"
         owners = set(re.findall(r'<span class="owner">(.*?)</span>', page.text))
         assert {"cards", "payments-ops", "it-security"} <= owners
-        inbox = httpx.get(f"http://127.0.0.1:{port}/inbox", timeout=5).text
+        inbox = client.get("/inbox").text
         assert inbox.count("[feedbackloop]") == len(rows)  # one ticket per theme in the owners' inboxes
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C stops the server cleanly

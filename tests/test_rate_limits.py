@@ -96,13 +96,13 @@ def test_every_channel_and_tracker_has_its_own_budget(stack: ExitStack, sqlite_u
                        headers=ADMIN).status_code == 201
 
 
-def test_healthz_and_the_dashboard_are_never_limited(stack: ExitStack, sqlite_url: str) -> None:
+def test_healthz_and_the_workspace_are_never_limited(stack: ExitStack, sqlite_url: str) -> None:
     client = limited_client(stack, sqlite_url, rate_limit_per_key="1/minute", rate_limit_per_channel="1/minute",
                             rate_limit_failed_auth_per_address="1/minute")
     for _ in range(30):
         assert client.get("/healthz").status_code == 200
     for _ in range(5):
-        assert client.get("/").status_code == 200
+        assert client.get("/signin").status_code == 200
         assert client.get("/openapi.json").status_code == 200
 
 

@@ -1,7 +1,7 @@
 """Redaction gaps (issue 14, fault 9): the examples that came back unredacted, and generated e-mails (IDN too),
 Luhn-valid cards, IBANs of several countries in any case and grouping and phone numbers in several formats,
 each in random surrounding text, never found in any stored or returned field: text, url, metadata, the
-API's JSON, the dashboard's HTML."""
+API's JSON, the workspace's HTML."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from core.models import FeedbackItem, Theme
 from plugins.redaction import DEFAULT_PHONE_REGIONS, IBAN_LENGTHS, redact, redact_url
 from plugins.webhook_signing import sign
 from tests.support.themes import CHECKOUT, build_themes
+from tests.support.workspace import sign_in
 
 ISSUE_EXAMPLES = ["jörg@bücher.de", "john at example dot com", "4111.1111.1111.1111", "4155552671",
                   "de89 3704 0044 0532 0130 00", "john(at)example(dot)com", "JOHN [at] example [dot] org"]
@@ -175,7 +176,7 @@ def test_discourse_topic_title_and_url_are_redacted(client: TestClient, auth: di
     assert "[IBAN]" in everything and "[PHONE]" in everything
 
 
-def test_dashboard_quotes_labels_and_items_are_redacted(client: TestClient, auth: dict[str, str],
+def test_workspace_quotes_labels_and_items_are_redacted(client: TestClient, auth: dict[str, str],
                                                         loop: FeedbackLoop) -> None:
     secrets = [*ISSUE_EXAMPLES, "4111 1111 1111 1111", "+44 20 7946 0958", "GB82 WEST 1234 5698 7654 32"]
     texts = [f"{text} {secrets[index % len(secrets)]}" for index, text in enumerate(CHECKOUT)]
@@ -183,6 +184,7 @@ def test_dashboard_quotes_labels_and_items_are_redacted(client: TestClient, auth
     with loop.session() as session:
         theme_ids = list(session.scalars(select(Theme.id)))
     assert theme_ids
+    sign_in(client, loop)
     pages = [client.get("/").text] + [client.get(f"/themes/{theme_id}").text for theme_id in theme_ids]
     pages += [json.dumps(client.get("/api/v1/themes", headers=auth).json(), ensure_ascii=False)]
     shown = html.unescape(" ".join(pages))

@@ -1,5 +1,5 @@
-"""Security headers (api/security_headers.py) on every answer, the dashboard's above all: a policy that allows
-no script and no framing, nosniff, no referrer, and no caching of answers that carry customer feedback."""
+"""Security headers (api/security_headers.py) on every answer, the workspace's above all: a policy that allows
+only the server's own script and no framing, nosniff, no referrer, and no caching of answers that carry customer feedback."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from httpx import Response
 
 from core.loop import FeedbackLoop
 from tests.support.themes import CHECKOUT, LOGIN, build_themes
+from tests.support.workspace import sign_in
 
-FIXED_HEADERS = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+FIXED_HEADERS = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "same-origin"}
 
 
 def policy(response: Response) -> dict[str, list[str]]:
@@ -31,30 +32,32 @@ def assert_secured(response: Response) -> dict[str, list[str]]:
     return csp
 
 
-def test_dashboard_pages_allow_no_script_and_no_framing(client: TestClient, auth: dict[str, str],
-                                                        loop: FeedbackLoop) -> None:
+def test_workspace_pages_allow_only_their_own_script_and_no_framing(client: TestClient, auth: dict[str, str],
+                                                                   loop: FeedbackLoop) -> None:
     build_themes(loop, CHECKOUT + LOGIN)
     theme_id = client.get("/api/v1/themes", headers=auth).json()[0]["id"]
-    for path in ("/", f"/themes/{theme_id}", "/inbox"):
+    sign_in(client, loop)
+    for path in ("/", f"/themes/{theme_id}", "/inbox", "/triage", "/signin"):
         page = client.get(path)
-        assert page.status_code == 200
+        assert page.status_code == 200, path
         csp = assert_secured(page)
-        assert csp["script-src"] == ["'none'"]
-        assert "'unsafe-inline'" not in csp["style-src"]  # style elements only by their hash, see below
+        assert csp["script-src"] == ["'self'"]  # the server's own file, never inline script or eval
+        assert "'unsafe-inline'" not in csp["style-src"]
         assert page.headers["cache-control"] == "no-store"  # the pages show customers' feedback
-        assert "<script" not in page.text.lower()  # so the policy above costs the dashboard nothing
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, re.DOTALL | re.IGNORECASE)
+        assert scripts and all('src="/static/' in attributes and not body.strip() for attributes, body in scripts)
 
 
-def test_the_dashboard_styles_are_allowed_by_their_hash(client: TestClient) -> None:
-    """The page must still look right: each of its <style> blocks is named in style-src by its SHA-256."""
-    page = client.get("/")
-    blocks = re.findall(r"<style>(.*?)</style>", page.text, re.DOTALL)
-    assert blocks
-    for block in blocks:
+def test_the_workspace_styles_come_from_its_stylesheet(client: TestClient) -> None:
+    """The page must still look right: its styles load from /static (allowed by 'self'); a <style> block in a
+    template would be named in style-src by its SHA-256."""
+    page = client.get("/signin")
+    assert '<link rel="stylesheet" href="/static/workspace.css">' in page.text
+    assert client.get("/static/workspace.css").status_code == 200
+    for block in re.findall(r"<style>(.*?)</style>", page.text, re.DOTALL):
         digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in policy(page)["style-src"]
-    # The share-of-voice bars are sized by a style attribute, which carries no script.
-    assert policy(page)["style-src-attr"] == ["'unsafe-inline'"]
+    assert policy(page)["style-src-attr"] == ["'unsafe-inline'"]  # attributes carry no script
 
 
 def test_api_answers_carry_the_headers_and_are_not_cached(client: TestClient, auth: dict[str, str]) -> None:
@@ -79,4 +82,4 @@ def test_the_api_documentation_gets_a_policy_that_lets_it_load(client: TestClien
         assert source in csp["script-src"]
     assert "'unsafe-inline'" in csp["script-src"]
     # Everything else keeps the strict policy.
-    assert policy(client.get("/"))["script-src"] == ["'none'"]
+    assert policy(client.get("/signin"))["script-src"] == ["'self'"]

@@ -14,7 +14,7 @@ import typer
 
 from core.cli import tables
 from core.cli.common import consoles, embed_with_progress, open_loop, progress_bar
-from core.demo import DEMO_RULES, demo_drafts
+from core.demo import DEMO_RULES, demo_account, demo_drafts
 from core.intake.ingest import ingest
 from core.routing.plan import route
 from core.settings import get_settings
@@ -31,7 +31,7 @@ def serve(
                                              help="Log every request (costs throughput).")] = True,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes (webhook throughput).")] = 1,
 ) -> None:
-    """Serve the API and the dashboard."""
+    """Serve the API and the workspace."""
     import uvicorn
 
     if workers > 1:
@@ -41,7 +41,7 @@ def serve(
 
 def run(
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled sample of real feedback.")] = False,
-    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard afterwards.")] = True,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the workspace afterwards.")] = True,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
@@ -64,14 +64,22 @@ def run(
     out.print(f"{cluster_report.themes} themes; {route_report.decided} routed to owners.")
     with loop.session() as session:
         out.print(tables.themes_table(theme_views(session)))
+    account = None
+    if demo:
+        with loop.session() as session:
+            account = demo_account(session)
     loop.close()
+    how = "(Ctrl-C to stop)" if serve_after else "(start it with `feedbackloop serve`)"
+    out.print(f"Workspace: sign in at http://{host}:{port}/signin  {how}", highlight=False)
+    if account is not None:
+        out.print(f"Demo account (made for this demo only): {account[0]}  password: {account[1]}",
+                  highlight=False, soft_wrap=True)
     if serve_after:
         import uvicorn
 
         if settings.rules_file is not None:  # the served app reads the environment, as `serve` does
             os.environ["FEEDBACKLOOP_RULES_FILE"] = str(settings.rules_file)
             get_settings.cache_clear()
-        out.print(f"Dashboard: http://{host}:{port}  (Ctrl-C to stop)")
         uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, log_level="warning")
 
 

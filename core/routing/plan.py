@@ -7,6 +7,7 @@ already made.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
@@ -30,20 +31,23 @@ class RoutingDecision:
     suggestion: Suggestion | None = None
 
 
-def routable_views(loop: FeedbackLoop, session: Session) -> list[ThemeView]:
-    """Active themes with the signals rules can test: trend, spike score, item metadata."""
-    views = [view for view in theme_views(session) if view.status in ROUTABLE_STATUSES]
+def routable_views(loop: FeedbackLoop, session: Session, theme_ids: Collection[int] | None = None) -> list[ThemeView]:
+    """Active themes (all, or those of ``theme_ids``) with the signals rules can test: trend, spike score,
+    item metadata."""
+    views = [view for view in theme_views(session) if view.status in ROUTABLE_STATUSES
+             and (theme_ids is None or view.id in theme_ids)]
     signals = theme_signals(session, [view.id for view in views], loop.settings)
     return [replace(view, **signals[view.id].as_fields()) if view.id in signals else view for view in views]
 
 
-def decide(loop: FeedbackLoop, session: Session, suggest: bool = False) -> list[RoutingDecision]:
+def decide(loop: FeedbackLoop, session: Session, suggest: bool = False,
+           theme_ids: Collection[int] | None = None) -> list[RoutingDecision]:
     """Who would get each active theme, and which rule decided; changes nothing (the dry run).
 
     With ``suggest``, a theme no rule matches gets the owner of the most similar themes routed before.
     """
     decisions = [RoutingDecision(view, loop.pm.hook.choose_owner(theme=view, settings=loop.settings))
-                 for view in routable_views(loop, session)]
+                 for view in routable_views(loop, session, theme_ids)]
     if not suggest:
         return decisions
     unmatched = [decision.theme.id for decision in decisions if decision.choice is None]
@@ -60,10 +64,11 @@ def ensure_owner(session: Session, name: str) -> Owner:
     return owner
 
 
-def plan_deliveries(loop: FeedbackLoop, session: Session) -> RouteReport:
-    """Assign owners and write outbox rows, in the caller's transaction."""
+def plan_deliveries(loop: FeedbackLoop, session: Session, theme_ids: Collection[int] | None = None) -> RouteReport:
+    """Assign owners and write outbox rows (for every active theme, or those of ``theme_ids``), in the
+    caller's transaction."""
     report = RouteReport()
-    for decision in decide(loop, session):
+    for decision in decide(loop, session, theme_ids=theme_ids):
         if decision.choice is None:
             report.unrouted += 1
             continue

@@ -58,14 +58,20 @@ def reply_template(session: Session) -> str:
     return stored.value if stored is not None else DEFAULT_TEMPLATE
 
 
-def set_reply_template(session: Session, text: str, actor: str | None = None) -> None:
-    """Replace the reply template; audited under ``actor`` (None: the operating-system user)."""
+def check_template(text: str) -> str:
+    """The template, when it can be stored: not empty, and using only $theme, $status and $link."""
     if not text.strip():
         raise TemplateError("the template must not be empty")
     try:
         Template(text).substitute(theme="t", status="s", link="l")
     except (KeyError, ValueError) as error:
         raise TemplateError(f"the template may use only $theme, $status and $link ({error!s})") from error
+    return text
+
+
+def set_reply_template(session: Session, text: str, actor: str | None = None) -> None:
+    """Replace the reply template; audited under ``actor`` (None: the operating-system user)."""
+    check_template(text)
     stored = session.get(Setting, TEMPLATE_SETTING)
     record(session, actor or cli_actor(), "set_reply_template", "setting", TEMPLATE_SETTING,
            {"from": stored.value if stored is not None else None, "to": text})

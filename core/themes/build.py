@@ -11,13 +11,14 @@ from sqlalchemy import delete, func, select, true
 from sqlalchemy.orm import Session
 
 from clustering.identity import match_to_predecessors
-from clustering.incremental import RADIUS_QUANTILE
+from clustering.incremental import JOIN_FLOOR, RADIUS_QUANTILE
 from clustering.pipeline import ThemePipeline, ThemeResult
 from clustering.spectral import SpectralThemeClusterer
 from clustering.steering import steer
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
+from core.themes.suggestions import forbidden_themes
 from core.themes.views import final_theme, theme_view
 from core.types import MembershipSource
 
@@ -64,7 +65,8 @@ class ClusterReport:
 def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     """Cluster every embedded item; themes keep their ids when their items mostly stay together.
 
-    Items a person placed (membership source "human") stay where they were put.
+    Items a person placed (membership source "human") stay where they were put, and no item goes into a
+    theme a person rejected it for (a rejected suggestion, core/themes/suggestions.py).
     """
     item_ids, texts, embeddings = _embedded_items(session)
     result = ThemePipeline(make_clusterer(loop.settings)).run(texts, embeddings)
@@ -73,12 +75,16 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     mapping = {label: final_theme(session, theme_id).id
                for label, theme_id in match_to_predecessors(new_members, old_members).items()}
     _keep_merged_together(session, mapping, new_members, old_members)
-    steered = _steer_by_people(loop.settings, item_ids, embeddings, result.labels, human, mapping)
+    forbidden = forbidden_themes(session)
+    steered = {item_id: theme_id for item_id, theme_id in
+               _steer_by_people(loop.settings, item_ids, embeddings, result.labels, human, mapping).items()
+               if theme_id not in forbidden.get(item_id, ())}
     for members in new_members.values():
         members.difference_update(steered)
+    _keep_out_of_rejected(item_ids, embeddings, result, new_members, mapping, forbidden)
 
     session.execute(delete(ThemeMembership).where(ThemeMembership.source == MembershipSource.MACHINE))
-    created_ids = _write_themes(session, result, texts, embeddings, new_members, mapping)
+    created_ids = _write_themes(session, result, texts, embeddings, new_members, mapping, item_ids)
     for item_id, theme_id in steered.items():
         session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
     _archive_unkept(session, set(mapping.values()) | set(human.values()))
@@ -126,11 +132,12 @@ def _machine_members(item_ids: list[int], labels: np.ndarray, human: dict[int, i
 
 
 def _write_themes(session: Session, result: ThemeResult, texts: list[str], embeddings: np.ndarray,
-                  new_members: dict[int, set[int]], mapping: dict[int, int]) -> list[int]:
+                  new_members: dict[int, set[int]], mapping: dict[int, int], item_ids: list[int]) -> list[int]:
     """One theme per cluster (its predecessor, or a new one) with its machine memberships; ``mapping``
     ends as {label: theme id}. The ids of the themes created."""
     created_ids: list[int] = []
     described: set[int] = set()
+    row_of = {item_id: row for row, item_id in enumerate(item_ids)}
     # Largest clusters first: when a person's merge sends two clusters to one theme, the larger describes it.
     for label in sorted(result.themes, key=lambda label: (-len(new_members[label]), label)):
         if not new_members[label]:
@@ -146,8 +153,13 @@ def _write_themes(session: Session, result: ThemeResult, texts: list[str], embed
         if theme.id not in described:
             described.add(theme.id)
             _describe(theme, label, result, texts, embeddings)
+        # Each membership's score is the item's cosine to its cluster's centre: the triage queue lists the
+        # items the clustering placed with least confidence.
+        centre = result.centroids.get(label)
         for item_id in new_members[label]:
-            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE))
+            score = float(embeddings[row_of[item_id]] @ centre) if centre is not None else None
+            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE,
+                                        score=score))
         mapping[label] = theme.id
     return created_ids
 
@@ -182,6 +194,23 @@ def _keep_merged_together(session: Session, mapping: dict[int, int], new_members
             if theme_id is not None and len(members & old_members.get(theme_id, set())) * 2 >= len(members):
                 mapping[label] = final_theme(session, theme_id).id
                 break
+
+
+def _keep_out_of_rejected(item_ids: list[int], embeddings: np.ndarray, result: ThemeResult,
+                          new_members: dict[int, set[int]], mapping: dict[int, int],
+                          forbidden: dict[int, set[int]]) -> None:
+    """A person rejected putting these items in these themes (core/themes/suggestions.py): an item whose
+    cluster stands for such a theme goes to the nearest other cluster it is close enough to join, else it
+    stays unthemed."""
+    row_of = {item_id: row for row, item_id in enumerate(item_ids)}
+    for label, members in list(new_members.items()):
+        for item_id in sorted(member for member in members if mapping.get(label) in forbidden.get(member, ())):
+            members.discard(item_id)
+            vector = embeddings[row_of[item_id]]
+            others = sorted((float(result.centroids[other] @ vector), other) for other in result.centroids
+                            if new_members.get(other) and mapping.get(other) not in forbidden[item_id])
+            if others and others[-1][0] >= JOIN_FLOOR:
+                new_members[others[-1][1]].add(item_id)
 
 
 def _steer_by_people(settings: Settings, item_ids: list[int], embeddings: np.ndarray, clusters: np.ndarray,

@@ -16,6 +16,7 @@ from clustering.steering import follow_placed
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.themes.build import embed_pending
+from core.themes.suggestions import forbidden_themes
 from core.themes.views import theme_view
 from core.types import INACTIVE_STATUSES, MembershipSource
 
@@ -47,8 +48,11 @@ def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
         report.waiting = len(waiting)
         return report
     followers = _near_copies_of_placed(loop, session, vectors, dims)
+    forbidden = forbidden_themes(session)
     for item_id, vector in vectors.items():
         theme_id = followers[item_id] if item_id in followers else themer.assign(item_id, vector)
+        if theme_id in forbidden.get(item_id, ()):
+            continue  # a person rejected it for that theme: it waits for the next re-clustering to place it
         if theme_id >= 0:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
             report.joined += 1
