@@ -13,7 +13,6 @@ from fastapi.staticfiles import StaticFiles
 from api.auth_middleware import KeyFirstMiddleware
 from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
-from api.rate_limits import RateLimitMiddleware
 from api.pages import admin as admin_pages
 from api.pages import admin_rules as admin_rules_pages
 from api.pages import admin_users as admin_users_pages
@@ -23,7 +22,7 @@ from api.pages import theme as theme_page
 from api.pages import triage as triage_page
 from api.pages.common import STATIC_DIR, is_page_path, make_templates
 from api.pages.errors import page_error
-from api.rate_limits import RateLimits
+from api.rate_limits import RateLimitMiddleware, RateLimits
 from api.routes import channels, deliveries, feedback, health, jira_webhook, rules, themes, webhooks
 from api.security_headers import SecurityHeadersMiddleware
 from core import __version__

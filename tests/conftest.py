@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from api.app import create_app
 from core.loop import FeedbackLoop
 from core.settings import get_settings
+from tests.support.admin_pages import admin, any_admin  # noqa: F401 (fixtures: a seeded workspace with an admin)
 from tests.support.browser import chromium_browser, page_for  # noqa: F401 (fixtures: Chromium, a page per test)
 from tests.support.env import ADMIN_KEY, IN_CI, POSTGRES_ADMIN_URL, postgres_available
 from tests.support.loops import make_loop
@@ -43,15 +44,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             pytest.fail(f"PostgreSQL is required with CI=true but {POSTGRES_ADMIN_URL} is not reachable")
         pytest.skip("PostgreSQL not reachable (runs, never skips, with CI=true)")
     name = f"fbl_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
+    server = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        with admin.connect() as connection:
+        with server.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        server.dispose()
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from plugins.webhook_signing import MAX_JSON_DEPTH, parse_json
 from tests.support.env import ADMIN_KEY
 from tests.support.loops import make_loop
 from tests.support.themes import CHECKOUT, LOGIN, build_themes
+from tests.support.workspace import sign_in
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 UNLIMITED = {"rate_limit_per_key": "", "rate_limit_per_channel": "", "rate_limit_failed_auth_per_address": ""}
@@ -252,7 +253,6 @@ def test_validation_errors_never_echo_large_input(client: TestClient, body: dict
     ("GET", f"/api/v1/feedback?theme_id={TOO_BIG}", None),
     ("GET", f"/api/v1/feedback?offset={TOO_BIG}", None),
     ("GET", f"/api/v1/themes/1?offset={TOO_BIG}", None),
-    ("GET", f"/themes/{TOO_BIG}", None),
     ("POST", "/api/v1/themes/1/split", {"item_ids": [False], "label": "x"}),
     ("POST", "/api/v1/themes/1/merge", {"into": True}),
     ("POST", "/api/v1/feedback/1/move", {"theme_id": "1"}),
@@ -262,6 +262,14 @@ def test_integers_no_column_holds_and_non_integers_are_422(client: TestClient, m
     answer = client.request(method, path, json=body, headers=AUTH)
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "invalid_request"
+
+
+def test_a_workspace_page_with_an_id_no_column_holds_is_422(client: TestClient, loop: FeedbackLoop) -> None:
+    """The workspace answers in HTML; signed out it only redirects to the sign-in (nothing is looked up)."""
+    assert client.get(f"/themes/{TOO_BIG}", follow_redirects=False).status_code == 303
+    sign_in(client, loop)
+    answer = client.get(f"/themes/{TOO_BIG}")
+    assert answer.status_code == 422 and "<h1>422" in answer.text
 
 
 def test_the_largest_offset_is_an_empty_page(client: TestClient) -> None:

@@ -33,3 +33,22 @@ def test_ordinary_engines_keep_automatic_checkpoints(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 1000
     engine.dispose()
+
+
+def test_workspace_searches_have_a_trigram_index_on_postgresql(database_url: str) -> None:
+    """Migration 0006: on PostgreSQL the redacted texts get a pg_trgm index (ILIKE '%term%' reads it)."""
+    from core.db import migrate
+
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                found = connection.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = "
+                                                "'ix_feedback_items_text_trgm'")).scalar()
+                assert found is not None and "gin_trgm_ops" in found
+            else:  # SQLite has no such index type: the migration leaves it out, and LIKE reads the texts
+                assert connection.execute(text("SELECT count(*) FROM sqlite_master WHERE name = "
+                                               "'ix_feedback_items_text_trgm'")).scalar() == 0
+    finally:
+        engine.dispose()

@@ -17,7 +17,8 @@ from api.pages.charts import sparkline_svg, timeline_svg
 from core.db import make_engine, make_session_factory, migrate
 from core.errors import InvalidInput, NotFound
 from core.models import AuditEntry, Delivery, FeedbackItem, Owner, Theme, ThemeMembership
-from core.themes.overview import OverviewFilter, filter_from_query, filter_to_query, overview
+from core.themes.overview import overview
+from core.themes.overview_filter import OverviewFilter, filter_from_query, filter_to_query
 from core.themes.signals import spike_score
 from core.themes.timeline import (
     TimelineBucket,
@@ -87,7 +88,7 @@ def seeded(factory: sessionmaker[Session]) -> dict[str, int]:
                             bucket_age(7)], sentiment=-0.5, text="my refund is late")
         seed.items(refund, [bucket_age(7), bucket_age(7)], channel="github", sentiment=-0.5,
                    text="Refund takes weeks", tier="enterprise", value=1000.0)
-        seed.items(refund, [40, 60, 100], sentiment=-0.5)
+        seed.items(refund, [40, 60, 100, 400], sentiment=-0.5)  # 400 days: older than any look-back
         dark = seed.theme("Dark mode", status="planned", keywords=("dark", "theme"))
         seed.items(dark, [bucket_age(1), bucket_age(3), bucket_age(5), bucket_age(6)], channel="github",
                    kind="feature_request", sentiment=0.5, text="please add 50 percent darker colours or switch off")
@@ -132,7 +133,7 @@ def test_overview_counts_sparkline_trend_spike_and_impact(factory: sessionmaker[
     assert refund.attention > dark.attention > 0
     assert page.bucket_starts[0] == NOW - timedelta(days=30) and len(page.bucket_starts) == 8
     assert page.counts["status"] == {"archived": 1, "done": 1, "new": 1, "planned": 1}
-    assert page.counts["channel"] == {"zendesk": 14, "github": 18}
+    assert page.counts["channel"] == {"github": 18, "zendesk": 15}
     assert page.counts["kind"]["feature_request"] == 16
 
 
@@ -150,8 +151,15 @@ def test_status_owner_channel_kind_and_window_filters(factory: sessionmaker[Sess
     assert page_for(factory, kind="question")[0] == [seeded["export"]]
     _, rows = page_for(factory, window="7d")
     assert rows[seeded["refund"]].volume == 5  # type: ignore[attr-defined]
-    _, rows = page_for(factory, window="all")
-    assert rows[seeded["refund"]].volume == 11 and rows[seeded["dark"]].volume == 16  # type: ignore[attr-defined]
+    with factory() as session:
+        every = overview(session, OverviewFilter(window="all"), now=NOW)
+    rows = {row.id: row for row in every.rows}
+    assert rows[seeded["refund"]].volume == 12 and rows[seeded["dark"]].volume == 16
+    assert every.total_items == 12 + 16 + 2 + 1 + 2
+    # "all" takes its signals from the last 90 days: ten items there, one in the 270 days before.
+    assert rows[seeded["refund"]].trend == pytest.approx((10 + 1) / (1 / 3 + 1))
+    assert sum(rows[seeded["refund"]].sparkline) == 10 and every.bucket_starts[0] == NOW - timedelta(days=90)
+    assert rows[seeded["refund"]].mean_sentiment == pytest.approx(-0.5)
     _, rows = page_for(factory, window="90d")
     assert rows[seeded["refund"]].volume == 10  # type: ignore[attr-defined]
 
@@ -181,8 +189,19 @@ def test_sort_orders_and_paging(factory: sessionmaker[Session], seeded: dict[str
     with factory() as session:
         second = overview(session, OverviewFilter(sort="volume", per_page=1, page=2), now=NOW)
         beyond = overview(session, OverviewFilter(sort="volume", per_page=2, page=5), now=NOW)
+        third = overview(session, OverviewFilter(sort="volume", per_page=1, page=3), now=NOW)
     assert [row.id for row in second.rows] == [dark] and (second.total, second.pages) == (3, 3)
+    # A page of small themes reads their items through the theme index; its mix is the same.
+    assert third.rows[0].channels == [("zendesk", 1)] and third.rows[0].kinds == {"question": 1}
+    assert second.rows[0].channels == [("github", 4)]
     assert beyond.rows == [] and beyond.total == 3
+
+
+def test_an_empty_database_has_an_empty_overview(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        page = overview(session, OverviewFilter(search="x", window="all"))
+    assert (page.rows, page.total, page.total_items, page.pages) == ([], 0, 0, 1)
+    assert page.counts == {"channel": {}, "kind": {}, "status": {}}
 
 
 def test_query_string_round_trip() -> None:
@@ -210,7 +229,7 @@ def test_query_string_round_trip() -> None:
     ("page=-1", "page"), ("page=abc", "page"), ("page=1.5", "page"), ("per_page=1000", "per_page"),
     ("per_page=0", "per_page"), ("status=nope", "status"), ("owner=abc", "owner"), ("owner=0", "owner"),
     ("bogus=1", "bogus"), ("page=1&page=2", "page"), ("q=" + "x" * 201, "search"), ("channel=" + "c" * 129, "channel"),
-    ("page=99999999999", "page"),
+    ("page=99999999999", "page"), ("q=a%00b", "search"), ("channel=a%00", "channel"),
 ])
 def test_bad_query_values_are_refused_with_a_clear_message(query: str, names: str) -> None:
     with pytest.raises(InvalidInput) as refused:
@@ -241,6 +260,9 @@ def test_timeline_buckets_and_mean_sentiment(factory: sessionmaker[Session], see
         days = theme_timeline(session, theme_id, grain="day", now=NOW)
         weeks = theme_timeline(session, theme_id, grain="week", now=NOW)
         short = theme_timeline(session, theme_id, grain="day", now=NOW, buckets=3)
+        naive = theme_timeline(session, theme_id, grain="day", now=NOW.replace(tzinfo=None))  # read as UTC
+        page = overview(session, OverviewFilter(), now=NOW.replace(tzinfo=None))
+    assert naive == days and page.bucket_starts[0] == NOW - timedelta(days=30)
     assert len(days) == 90
     assert days[-1].start == datetime(2026, 6, 30, tzinfo=UTC) and days[0].start == datetime(2026, 4, 2, tzinfo=UTC)
     assert days[-1].volume == 3 and days[-1].mean_sentiment == pytest.approx(-0.5)
@@ -254,12 +276,16 @@ def test_timeline_buckets_and_mean_sentiment(factory: sessionmaker[Session], see
 def test_theme_page_queries(factory: sessionmaker[Session], seeded: dict[str, int]) -> None:
     refund = seeded["refund"]
     with factory() as session, session.begin():
+        undo_entry = AuditEntry(actor="user:pm@example.com", action="undo", entity_type="audit_entry", entity_id="1",
+                                details={}, at=NOW - timedelta(days=1))
+        session.add(undo_entry)
+        session.flush()
         session.add_all([
             Delivery(theme_id=refund, target_type="jira", idempotency_key="jira:1", state="delivered",
                      external_ref="PAY-12", url="https://jira.example/PAY-12", external_status="In Progress"),
             AuditEntry(actor="user:pm@example.com", action="set_status", entity_type="theme",
                        entity_id=str(refund), details={"from": "new", "to": "triaged"},
-                       at=NOW - timedelta(hours=2)),
+                       at=NOW - timedelta(hours=2), undone_by_id=undo_entry.id),
             AuditEntry(actor="user:pm@example.com", action="merge", entity_type="theme",
                        entity_id=str(seeded["crash"]), details={"into": refund}, at=NOW - timedelta(hours=1)),
             AuditEntry(actor="user:pm@example.com", action="rename", entity_type="theme",
@@ -269,10 +295,10 @@ def test_theme_page_queries(factory: sessionmaker[Session], seeded: dict[str, in
         ])
     with factory() as session:
         mix = channel_mix(session, refund)
-        assert [(share.channel, share.items) for share in mix] == [("zendesk", 9), ("github", 2)]
+        assert [(share.channel, share.items) for share in mix] == [("zendesk", 10), ("github", 2)]
         assert sum(share.share for share in mix) == pytest.approx(1.0)
         items = theme_items(session, refund, page=1, per_page=4)
-        assert items.total == 11 and items.pages == 3 and len(items.rows) == 4
+        assert items.total == 12 and items.pages == 3 and len(items.rows) == 4
         assert [row.created_at for row in items.rows] == sorted((row.created_at for row in items.rows), reverse=True)
         assert all(not row.text.startswith("ORIGINAL") for row in items.rows)
         found = theme_items(session, refund, search="WEEKS")
@@ -284,6 +310,7 @@ def test_theme_page_queries(factory: sessionmaker[Session], seeded: dict[str, in
         history = theme_history(session, refund, limit=10)
         assert [entry.action for entry in history] == ["merge", "set_status"]  # newest first, not the others
         assert history[0].details == {"into": refund} and history[0].at.tzinfo is not None
+        assert history[0].undone_by_id is None and history[1].undone_by_id is not None
         assert len(theme_history(session, refund, limit=1)) == 1
         with pytest.raises(NotFound):
             theme_timeline(session, 999_999)
@@ -291,6 +318,8 @@ def test_theme_page_queries(factory: sessionmaker[Session], seeded: dict[str, in
             theme_timeline(session, refund, grain="month")
         with pytest.raises(InvalidInput, match="per_page"):
             theme_items(session, refund, per_page=1000)
+        with pytest.raises(InvalidInput, match="search"):
+            theme_items(session, refund, search="x" * 201)
 
 
 def test_sparkline_svg_is_accessible_and_escapes_its_label() -> None:

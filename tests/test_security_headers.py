@@ -1,5 +1,6 @@
-"""Security headers (api/security_headers.py) on every answer, the workspace's above all: a policy that allows
-only the server's own script and no framing, nosniff, no referrer, and no caching of answers that carry customer feedback."""
+"""Security headers (api/security_headers.py) on every answer, the workspace's above all: a policy that
+allows only the server's own script and no framing, nosniff, a same-origin referrer policy, and no caching
+of answers that carry customer feedback."""
 
 from __future__ import annotations
 

@@ -215,7 +215,7 @@ def test_suggestions_after_a_move_are_accepted(mixed_workspace: Workspace, page_
 
         page.get_by_role("button", name="Move the checked ones here").click()
         page.wait_for_url(re.compile(r"done=Moved"))
-        expect(page.get_by_role("status")).to_contain_text(f"Moved {count} more items.")
+        expect(page.get_by_role("status")).to_contain_text(f"Moved {count} more item{'' if count == 1 else 's'}.")
         assert workspace.members(target) == set(moved) | set(suggested)
         assert not set(suggested) & workspace.members(source)
         decisions = workspace.all(select(SuggestionDecision).where(SuggestionDecision.theme_id == target))
@@ -233,9 +233,9 @@ def test_rejected_suggestions_are_remembered(mixed_workspace: Workspace, page_fo
         # Keep only the first suggestion checked: rejecting applies to the checked ones.
         for item_id in suggested[1:]:
             page.locator(f"#sug-{item_id}").uncheck()
-        page.get_by_role("button", name="They do not belong here").click()
+        page.get_by_role("button", name="The checked ones do not belong here").click()
         page.wait_for_url(re.compile(r"done="))
-        expect(page.get_by_role("status")).to_contain_text("1 suggestions rejected.")
+        expect(page.get_by_role("status")).to_contain_text("1 suggestion rejected")
         decisions = workspace.all(select(SuggestionDecision).where(SuggestionDecision.theme_id == target))
         assert [(d.item_id, d.accepted, d.actor) for d in decisions] == [(suggested[0], False, PM_ACTOR)]
         assert workspace.members(target) == set(moved)  # nothing more moved

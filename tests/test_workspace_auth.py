@@ -100,8 +100,8 @@ def test_passwords_are_argon2_and_rehashed_when_the_parameters_move(loop: Feedba
             add_user(session, "not an address", "pm")
 
 
-def test_sessions_end_when_revoked_idle_expired_or_the_user_is_deactivated(loop: FeedbackLoop) -> None:
-    with loop.session() as session:
+def test_sessions_end_when_revoked_idle_expired_or_the_user_is_deactivated(any_loop: FeedbackLoop) -> None:
+    with any_loop.session() as session:
         user = add_user(session, "s@example.com", "viewer", password=PASSWORD)
         live, idle, old, revoked = (start_session(session, user) for _ in range(4))
         session.flush()
@@ -215,9 +215,9 @@ def test_viewers_read_but_do_not_change_and_owners_see_their_team(web: TestClien
     assert inbox.status_code == 200 and "Inbox of payments" in inbox.text
 
 
-def test_an_oidc_identity_is_its_issuer_and_subject(loop: FeedbackLoop) -> None:
+def test_an_oidc_identity_is_its_issuer_and_subject(any_loop: FeedbackLoop) -> None:
     issuer = "https://id.example.com"
-    with loop.session() as session:
+    with any_loop.session() as session:
         first = oidc_user(session, issuer, "sub-1", "New@Example.com", "New Person", "viewer")
         assert (first.email, first.role, first.password_hash) == ("new@example.com", "viewer", None)
         assert oidc_user(session, issuer, "sub-1", "changed@example.com", None, "pm") is first

@@ -14,7 +14,8 @@ from api.deps import SessionDep
 from api.pages.charts import sparkline_svg
 from api.pages.common import PageUser, render
 from core.models import Owner
-from core.themes.overview import SORTS, STATUSES, WINDOWS, filter_from_query, overview
+from core.themes.overview import overview
+from core.themes.overview_filter import SORTS, STATUSES, WINDOWS, filter_from_query
 
 router = APIRouter(include_in_schema=False)
 

@@ -28,9 +28,17 @@ from core.loop import FeedbackLoop
 from core.models import AuditEntry, Owner, Theme
 from core.routing.plan import send_deliveries
 from core.themes.actions import ACTIONS, apply, describe
-from core.themes.overview import MAX_SEARCH_CHARS
+from core.themes.overview_filter import MAX_SEARCH_CHARS
 from core.themes.suggestions import decide_suggestions, rank_for_move
-from core.themes.timeline import HistoryRow, channel_mix, theme_history, theme_items, theme_tickets, theme_timeline
+from core.themes.timeline import (
+    HistoryRow,
+    TimelineBucket,
+    channel_mix,
+    theme_history,
+    theme_items,
+    theme_tickets,
+    theme_timeline,
+)
 from core.themes.undo import REQUIRED_DETAILS, preview_undo, undo
 from core.themes.views import get_theme, theme_view
 from core.types import INACTIVE_STATUSES, ThemeStatus
@@ -47,6 +55,38 @@ class HistoryLine:
     row: HistoryRow
     undoable: bool
     undone: bool
+    summary: str
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _count(value: object) -> int:
+    return len(value) if isinstance(value, list) else 0
+
+
+def summarise(action: str, details: dict[str, Any]) -> str:
+    """An audit entry's details in words, for the history table."""
+    get = details.get
+    described = {
+        "rename": lambda: f"“{get('from')}” → “{get('to')}”",
+        "set_status": lambda: f"{get('from')} → {get('to')}",
+        "set_owner": lambda: f"{get('from') or 'nobody'} → {get('to')}",
+        "assign_owner": lambda: f"{get('owner')} (rule {get('rule')})",
+        "merge": lambda: f"into theme {get('into', get('target'))}, {_count(get('items'))} items",
+        "split": lambda: f"{_count(get('items'))} items into new theme {get('new_theme')}",
+        "move": lambda: f"item {get('item')} from theme {get('from') or '–'}"
+                        + (" (a suggestion)" if get("suggested") else ""),
+        "pin": lambda: f"item {get('item')} kept here",
+        "move_items": lambda: f"{_count(get('items'))} items to theme {get('to')}",
+        "reject_suggestion": lambda: f"{_count(get('items'))} suggested items kept out",
+        "undo": lambda: f"undid {get('action', 'a change')}",
+    }
+    if action in described:
+        return described[action]()
+    return "; ".join(f"{key}: {value}" for key, value in details.items()
+                     if key not in ("before", "redirected", "merged_into_before"))[:200]
 
 
 def _history(session: Session, theme_id: int) -> list[HistoryLine]:
@@ -54,8 +94,16 @@ def _history(session: Session, theme_id: int) -> list[HistoryLine]:
     undone = set(session.scalars(select(AuditEntry.id).where(AuditEntry.id.in_([r.id for r in rows]),
                                                               AuditEntry.undone_by_id.is_not(None))))
     return [HistoryLine(row, row.action in REQUIRED_DETAILS and row.id not in undone
-                        and all(key in row.details for key in REQUIRED_DETAILS[row.action]), row.id in undone)
+                        and all(key in row.details for key in REQUIRED_DETAILS[row.action]), row.id in undone,
+                        summarise(row.action, row.details))
             for row in rows]
+
+
+def _from_first_item(buckets: list[TimelineBucket], least: int = 8) -> list[TimelineBucket]:
+    """The timeline from the theme's first item on (a young theme is not drawn as months of nothing),
+    keeping at least ``least`` buckets."""
+    first = next((index for index, bucket in enumerate(buckets) if bucket.volume), len(buckets))
+    return buckets[max(0, min(first, len(buckets) - least)):]
 
 
 def _action_params(values: FormData | QueryParams) -> dict[str, Any]:
@@ -113,7 +161,7 @@ def theme_page(theme_id: ThemeIdPath, request: Request, current: PageUser, sessi
             select(Theme).where(Theme.id != theme.id, Theme.status.not_in(INACTIVE_STATUSES),
                                 Theme.label.ilike(pattern)).order_by(Theme.label).limit(PICKER_LIMIT)))
     owners = list(session.scalars(select(Owner.name).order_by(Owner.name)))
-    timeline = theme_timeline(session, theme.id, grain=grain)
+    timeline = _from_first_item(theme_timeline(session, theme.id, grain=grain))
     return render(request, "theme.html", current, {
         "theme": theme, "view": view, "timeline": timeline,
         "timeline_svg": timeline_svg(timeline, label=f"{theme.label}: items and mean sentiment per {grain}"),
@@ -121,7 +169,9 @@ def theme_page(theme_id: ThemeIdPath, request: Request, current: PageUser, sessi
         "q": q, "tickets": theme_tickets(session, theme.id), "history": _history(session, theme.id),
         "statuses": [s.value for s in ThemeStatus if s not in INACTIVE_STATUSES], "owners": owners,
         "pick": pick, "picker": picker, "done": done, "undo_id": undo_id, "suggestions": suggestions,
-        "moved": moved or [], "source": source}, session=session)
+        "moved": moved or [], "source": source,
+        "source_label": get_theme(session, source).label if suggestions is not None and source else ""},
+        session=session)
 
 
 @router.get("/themes/{theme_id}/preview", response_class=HTMLResponse)
@@ -193,5 +243,6 @@ def decide(theme_id: ThemeIdPath, current: EditorUser, session: SessionDep, loop
     accepted = sorted(chosen) if verdict == "accept" else []
     rejected = sorted(chosen) if verdict == "reject" else []
     decide_suggestions(loop, session, theme_id, accepted, rejected, current.actor)
-    message = f"Moved {len(accepted)} more items." if accepted else f"{len(rejected)} suggestions rejected."
+    message = (f"Moved {plural(len(accepted), 'more item')}." if accepted
+               else f"{plural(len(rejected), 'suggestion')} rejected: kept out of this theme from now on.")
     return see_other(f"/themes/{theme_id}?{urlencode([('done', message)])}")

@@ -26,9 +26,39 @@
     if (event.key === "g") { pendingG = true; setTimeout(function () { pendingG = false; }, 1500); }
   });
 
-  // Live: poll /live; update the navigation's counts, and say when new feedback or a spike arrived.
+  // Live: poll /live; update the navigation's counts, and when new feedback or a spike arrived, refresh
+  // the page's live regions (the overview's table, a theme's items) in place, unless the person is
+  // working in one (a focused field or a ticked box would be lost), then say so.
   var newest = null;
   var spikes = null;
+
+  function busy(region) {
+    return region.contains(document.activeElement) || region.querySelector("input:checked") !== null;
+  }
+
+  function refreshRegions(note, text) {
+    var regions = document.querySelectorAll("[data-live-region]");
+    if (!regions.length) { return; }
+    fetch(window.location.href, {credentials: "same-origin"})
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var skipped = false;
+        regions.forEach(function (region) {
+          var name = region.getAttribute("data-live-region");
+          var replacement = fresh.querySelector('[data-live-region="' + name + '"]');
+          if (!replacement) { return; }
+          if (busy(region)) { skipped = true; return; }
+          region.innerHTML = replacement.innerHTML;
+        });
+        if (note) {
+          note.textContent = text + (skipped ? " Reload to see all of it." : " The list below is up to date.");
+        }
+      })
+      .catch(function () { /* the next tick tries again */ });
+  }
+
   function poll() {
     fetch("/live", {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (response) { return response.ok ? response.json() : null; })
@@ -38,17 +68,13 @@
           var key = node.getAttribute("data-live");
           if (key in data) { node.textContent = String(data[key]); }
         });
-        var note = document.querySelector("[data-live-note]");
-        if (newest !== null && note && (data.newest_item > newest || data.spikes > spikes)) {
-          note.innerHTML = "";
-          var text = data.spikes > spikes ? "A theme is spiking. " : "New feedback arrived. ";
-          note.appendChild(document.createTextNode(text));
-          var link = document.createElement("a");
-          link.href = window.location.href;
-          link.textContent = "Reload to see it";
-          note.appendChild(link);
+        if (newest !== null && (data.newest_item > newest || data.spikes > spikes)) {
+          var note = document.querySelector("[data-live-note]");
+          var text = data.spikes > spikes ? "A theme is spiking." : "New feedback arrived.";
+          refreshRegions(note, text);
         }
-        if (newest === null) { newest = data.newest_item; spikes = data.spikes; }
+        newest = data.newest_item;
+        spikes = data.spikes;
       })
       .catch(function () { /* offline for a moment: try again at the next tick */ });
   }

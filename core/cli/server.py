@@ -70,7 +70,7 @@ def run(
             account = demo_account(session)
     loop.close()
     how = "(Ctrl-C to stop)" if serve_after else "(start it with `feedbackloop serve`)"
-    out.print(f"Workspace: sign in at http://{host}:{port}/signin  {how}", highlight=False)
+    out.print(f"Workspace: sign in at http://{host}:{port}/signin  {how}", highlight=False, soft_wrap=True)
     if account is not None:
         out.print(f"Demo account (made for this demo only): {account[0]}  password: {account[1]}",
                   highlight=False, soft_wrap=True)

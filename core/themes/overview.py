@@ -14,168 +14,26 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, String, case, cast, func, literal_column, or_, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from core.clock import utcnow
-from core.errors import InvalidInput
+from core.clock import aware, utcnow
 from core.models import FeedbackItem, Owner, Theme, ThemeMembership
+from core.themes.overview_filter import (
+    SIGNAL_PERIOD_FOR_ALL,
+    SPARK_BUCKETS,
+    STATUSES,
+    TOP_CHANNELS,
+    TREND_PERIODS,
+    WINDOWS,
+    OverviewFilter,
+)
 from core.themes.signals import spike_score
 from core.types import INACTIVE_STATUSES, ThemeStatus
-
-WINDOWS: dict[str, timedelta | None] = {"7d": timedelta(days=7), "30d": timedelta(days=30),
-                                        "90d": timedelta(days=90), "all": None}
-SIGNAL_PERIOD_FOR_ALL = timedelta(days=90)
-SPARK_BUCKETS = 8
-TREND_PERIODS = 3
-# The direction each sort key reads best in by default: what needs attention first, labels A to Z.
-SORTS: dict[str, Literal["asc", "desc"]] = {
-    "attention": "desc", "trend": "desc", "spike": "desc", "impact": "desc", "volume": "desc",
-    "sentiment": "asc", "label": "asc"}
-DEFAULT_WINDOW = "30d"
-DEFAULT_PER_PAGE = 50
-MAX_PER_PAGE = 200
-MAX_PAGE = 10_000
-MAX_SEARCH_CHARS = 200
-MAX_NAME_CHARS = 128  # FeedbackItem.channel's width; kinds are shorter still
-TOP_CHANNELS = 3
-STATUSES = tuple(status.value for status in ThemeStatus)
-ORDERS: dict[str, Literal["", "asc", "desc"]] = {"": "", "asc": "asc", "desc": "desc"}
-QUERY_KEYS = ("q", "status", "owner", "channel", "kind", "window", "sort", "order", "page", "per_page")
-
-Owned = int | Literal["none"] | None
-
-
-@dataclass(frozen=True)
-class OverviewFilter:
-    """What the overview shows; every field is checked when built, so a bad link cannot reach SQL."""
-
-    statuses: tuple[str, ...] = ()  # empty: every status but archived and merged
-    owner: Owned = None  # an owner id, "none" for themes nobody owns, None for all
-    channel: str | None = None
-    kind: str | None = None
-    window: str = DEFAULT_WINDOW
-    search: str = ""
-    sort: str = "attention"
-    order: Literal["", "asc", "desc"] = ""  # "": the sort key's own direction (SORTS)
-    page: int = 1
-    per_page: int = DEFAULT_PER_PAGE
-
-    def __post_init__(self) -> None:
-        unknown = [status for status in self.statuses if status not in STATUSES]
-        if unknown:
-            raise InvalidInput(f"status {unknown[0]!r} is not one of {', '.join(STATUSES)}")
-        object.__setattr__(self, "statuses", tuple(sorted(set(self.statuses))))
-        if self.owner is not None and self.owner != "none" and (
-                isinstance(self.owner, bool) or not isinstance(self.owner, int) or self.owner < 1):
-            raise InvalidInput("owner must be an owner id (a positive whole number) or 'none'")
-        for name, value, limit in (("channel", self.channel, MAX_NAME_CHARS), ("kind", self.kind, 32)):
-            if value is not None and not (0 < len(value) <= limit):
-                raise InvalidInput(f"{name} must be 1 to {limit} characters")
-        if self.window not in WINDOWS:
-            raise InvalidInput(f"window {self.window!r} is not one of {', '.join(WINDOWS)}")
-        object.__setattr__(self, "search", self.search.strip())
-        if len(self.search) > MAX_SEARCH_CHARS:
-            raise InvalidInput(f"search must be at most {MAX_SEARCH_CHARS} characters")
-        if self.sort not in SORTS:
-            raise InvalidInput(f"sort {self.sort!r} is not one of {', '.join(SORTS)}")
-        if self.order not in ("", "asc", "desc"):
-            raise InvalidInput("order must be 'asc' or 'desc'")
-        if not 1 <= self.page <= MAX_PAGE:
-            raise InvalidInput(f"page must be between 1 and {MAX_PAGE}")
-        if not 1 <= self.per_page <= MAX_PER_PAGE:
-            raise InvalidInput(f"per_page must be between 1 and {MAX_PER_PAGE}")
-
-    @property
-    def descending(self) -> bool:
-        return (self.order or SORTS[self.sort]) == "desc"
-
-    def with_changes(self, **changes: Any) -> OverviewFilter:
-        """This filter with some fields changed; any change but the page itself goes back to page 1."""
-        changes.setdefault("page", 1)
-        return replace(self, **changes)
-
-    def to_query(self) -> str:
-        return filter_to_query(self)
-
-
-def filter_to_query(flt: OverviewFilter) -> str:
-    """The filter as a query string holding only what differs from the defaults, in a fixed order."""
-    pairs: list[tuple[str, str]] = []
-    if flt.search:
-        pairs.append(("q", flt.search))
-    pairs += [("status", status) for status in flt.statuses]
-    if flt.owner is not None:
-        pairs.append(("owner", str(flt.owner)))
-    pairs += [(key, value) for key, value in (("channel", flt.channel), ("kind", flt.kind)) if value is not None]
-    for key, value, default in (("window", flt.window, DEFAULT_WINDOW), ("sort", flt.sort, "attention"),
-                                ("order", flt.order, ""), ("page", str(flt.page), "1"),
-                                ("per_page", str(flt.per_page), str(DEFAULT_PER_PAGE))):
-        if value != default:
-            pairs.append((key, value))
-    return urlencode(pairs)
-
-
-def filter_from_query(params: str | Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]],
-                      ignore: Iterable[str] = ()) -> OverviewFilter:
-    """The filter a query string (or its pairs: Starlette's ``query_params.multi_items()``) asks for.
-
-    Empty values mean "no filter" (an HTML form sends its empty fields); unknown names, repeated
-    single-valued names and values that do not parse are refused with ``InvalidInput``, except the
-    names in ``ignore`` (parameters of the page itself).
-    """
-    pairs = _pairs(params)
-    skipped = set(ignore)
-    values: dict[str, list[str]] = defaultdict(list)
-    for key, value in pairs:
-        if key in skipped:
-            continue
-        if key not in QUERY_KEYS:
-            raise InvalidInput(f"unknown parameter {key!r}; expected one of {', '.join(QUERY_KEYS)}")
-        if value.strip():
-            values[key].append(value.strip())
-    for key, found in values.items():
-        if key != "status" and len(found) > 1:
-            raise InvalidInput(f"parameter {key!r} given {len(found)} times; give it once")
-    one = {key: found[0] for key, found in values.items() if key != "status"}
-    owner: Owned = None
-    if "owner" in one:
-        owner = "none" if one["owner"] == "none" else _whole_number("owner", one["owner"])
-    order = ORDERS.get(one.get("order", ""))
-    if order is None:
-        raise InvalidInput("order must be 'asc' or 'desc'")
-    return OverviewFilter(
-        statuses=tuple(values.get("status", [])), owner=owner, channel=one.get("channel"), kind=one.get("kind"),
-        window=one.get("window", DEFAULT_WINDOW), search=one.get("q", ""), sort=one.get("sort", "attention"),
-        order=order, page=_whole_number("page", one.get("page", "1")),
-        per_page=_whole_number("per_page", one.get("per_page", str(DEFAULT_PER_PAGE))))
-
-
-def _pairs(params: str | Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    if isinstance(params, str):
-        try:
-            return parse_qsl(params.lstrip("?"), keep_blank_values=True, strict_parsing=False,
-                             max_num_fields=100)
-        except ValueError as error:
-            raise InvalidInput(f"the query string cannot be read: {error}") from error
-    if isinstance(params, Mapping):
-        pairs: list[tuple[str, str]] = []
-        for key, value in params.items():
-            pairs += [(key, value)] if isinstance(value, str) else [(key, str(v)) for v in value]
-        return pairs
-    return [(str(key), str(value)) for key, value in params]
-
-
-def _whole_number(name: str, value: str) -> int:
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
-        raise InvalidInput(f"{name} must be a positive whole number, not {value[:40]!r}")
-    return int(value)
 
 
 @dataclass
@@ -237,7 +95,7 @@ class _Sums:
 
 def overview(session: Session, flt: OverviewFilter, now: datetime | None = None) -> OverviewPage:
     """One page of the overview for ``flt`` at ``now`` (default: the current time)."""
-    now = (now or utcnow()).astimezone(UTC)
+    now = (aware(now) or utcnow()).astimezone(UTC)  # naive: UTC, as stored
     period = WINDOWS[flt.window] or SIGNAL_PERIOD_FOR_ALL
     step = period / SPARK_BUCKETS
     window_start = now - period
@@ -251,11 +109,13 @@ def overview(session: Session, flt: OverviewFilter, now: datetime | None = None)
     sums = _bucket_sums(session, _item_conditions(flt, None), starts, lookback_start, all_time=flt.window == "all")
     total_items = int(session.scalar(select(func.count()).select_from(FeedbackItem).where(*in_window)) or 0)
 
-    rows = [_row(theme, sums.get(theme[0], _Sums()), total_items, flt.window == "all") for theme in themes]
+    nothing = _Sums()
+    rows = [_row(theme, sums.get(theme[0], nothing), total_items, flt.window == "all") for theme in themes]
     if flt.channel is not None or flt.kind is not None:
         rows = [row for row in rows if row.volume]  # a theme without such items is not about them
     counts["status"] = dict(sorted(Counter(row.status for row in rows).items()))
-    wanted = set(flt.statuses) if flt.statuses else set(STATUSES) - set(INACTIVE_STATUSES)
+    # By default the themes that still matter: not archived, merged or ignored (noise and spam).
+    wanted = set(flt.statuses) if flt.statuses else set(STATUSES) - set(INACTIVE_STATUSES) - {ThemeStatus.IGNORED}
     rows = [row for row in rows if row.status in wanted]
     _score_attention(rows)
     rows = _sorted(rows, flt.sort, flt.descending)
@@ -281,7 +141,8 @@ def _bucket_sums(session: Session, conditions: list[ColumnElement[bool]], starts
     """Per theme: items per bucket of the window with their sentiment and impact, and the items before.
 
     Two queries, not one CASE over the whole look-back: SQLite's GROUP BY sorts every row it groups, and
-    rows carrying only a theme id (the windows before) sort at a third of the cost (2x faster in all).
+    rows carrying only a theme id (the windows before) sort at a third of the cost: 2x faster in all, and
+    PostgreSQL's hash joins gain too (115 against 150 ms on 100,000 items).
     """
     created, window_start = FeedbackItem.created_at, starts[0]
     sums: dict[int, _Sums] = defaultdict(_Sums)

@@ -18,6 +18,7 @@ from core.clock import aware, utcnow
 from core.errors import InvalidInput
 from core.models import AuditEntry, Delivery, FeedbackItem, ThemeMembership
 from core.themes.overview import contains_text
+from core.themes.overview_filter import checked_search
 from core.themes.views import get_theme
 
 Grain = Literal["day", "week"]
@@ -96,6 +97,7 @@ class HistoryRow:
     entity_type: str
     entity_id: str
     details: dict[str, Any]
+    undone_by_id: int | None = None  # the "undo" entry that reversed this change
 
 
 def theme_timeline(session: Session, theme_id: int, grain: str = "day", now: datetime | None = None,
@@ -107,7 +109,7 @@ def theme_timeline(session: Session, theme_id: int, grain: str = "day", now: dat
     count = GRAIN_BUCKETS[grain] if buckets is None else buckets
     if not 1 <= count <= MAX_BUCKETS:
         raise InvalidInput(f"a timeline has 1 to {MAX_BUCKETS} buckets")
-    now = (now or utcnow()).astimezone(UTC)
+    now = (aware(now) or utcnow()).astimezone(UTC)  # naive: UTC, as stored
     step = timedelta(days=1 if grain == "day" else 7)
     newest = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if grain == "week":
@@ -167,7 +169,7 @@ def theme_items(session: Session, theme_id: int, search: str = "", page: int = 1
         raise InvalidInput(f"per_page must be between 1 and {MAX_ITEMS_PER_PAGE}")
     if page < 1:
         raise InvalidInput("page must be 1 or more")
-    search = search.strip()
+    search = checked_search(search)
     conditions: list[ColumnElement[bool]] = [ThemeMembership.theme_id == theme_id]
     if search:
         conditions.append(contains_text(session, FeedbackItem.text_redacted, search))
@@ -224,7 +226,8 @@ def theme_history(session: Session, theme_id: int, limit: int = 50) -> list[Hist
     entries = session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "theme", about)
                               .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
     return [HistoryRow(id=e.id, at=_utc(e.at), actor=e.actor, action=e.action, entity_type=e.entity_type,
-                       entity_id=e.entity_id, details=dict(e.details or {})) for e in entries]
+                       entity_id=e.entity_id, details=dict(e.details or {}), undone_by_id=e.undone_by_id)
+            for e in entries]
 
 
 def _utc(moment: datetime) -> datetime:

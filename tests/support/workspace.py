@@ -1,8 +1,5 @@
-"""Signing a TestClient in to the workspace: a user (made when missing) and a live web session's cookie.
-
-RECONSTRUCTED by the browser-tests helper at 14:31 UTC after it overwrote this file by mistake; the
-integrator's original had ``PASSWORD`` and ``sign_in(client, loop, email, role) -> csrf``; check it.
-"""
+"""Signing a TestClient in to the workspace without the sign-in form (tests of the form itself use it): a
+user (made when missing) and a live web session's cookie."""
 
 from __future__ import annotations
 
