@@ -17,6 +17,7 @@ from api.pages import admin as admin_pages
 from api.pages import admin_rules as admin_rules_pages
 from api.pages import admin_users as admin_users_pages
 from api.pages import auth as auth_pages
+from api.pages import oidc as oidc_pages
 from api.pages import overview as overview_page
 from api.pages import theme as theme_page
 from api.pages import triage as triage_page
@@ -80,7 +81,7 @@ def install_workspace(app: FastAPI, feedback_loop: FeedbackLoop) -> None:
     app.state.page_error = page_error
     app.state.is_page_path = is_page_path
     app.state.sign_in_limits = RateLimits(feedback_loop.settings)
-    for module in (auth_pages, overview_page, theme_page, triage_page, admin_pages, admin_rules_pages,
+    for module in (auth_pages, oidc_pages, overview_page, theme_page, triage_page, admin_pages, admin_rules_pages,
                    admin_users_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
