@@ -106,7 +106,10 @@ def overview(session: Session, flt: OverviewFilter, now: datetime | None = None)
     themes = _themes(session, flt)
     counts = {"channel": _all_time_counts(session, FeedbackItem.channel),
               "kind": _all_time_counts(session, FeedbackItem.kind)}
-    sums = _bucket_sums(session, _item_conditions(flt, None), starts, lookback_start, all_time=flt.window == "all")
+    conditions = _item_conditions(flt, None)
+    if flt.search:  # only the matching themes' items are summed: a search usually leaves few themes
+        conditions.append(ThemeMembership.theme_id.in_([theme[0] for theme in themes]))
+    sums = _bucket_sums(session, conditions, starts, lookback_start, all_time=flt.window == "all")
     total_items = int(session.scalar(select(func.count()).select_from(FeedbackItem).where(*in_window)) or 0)
 
     nothing = _Sums()
