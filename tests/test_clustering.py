@@ -75,6 +75,16 @@ def test_theme_names_are_phrases_distinct_and_without_fragments() -> None:
     assert theme_names(texts, labels) == names and theme_names([], np.zeros(0, dtype=np.int64)) == {}
 
 
+def test_theme_names_leave_out_determiners_and_name_durations() -> None:
+    from clustering.names import theme_names
+
+    texts = ["how do I verify my identity", "I need to verify my identity", "verify my identity again",
+             "how long does a transfer take", "how long will the transfer take", "how long does a transfer take?",
+             "my card is frozen", "please freeze my card", "freeze my card now"]
+    names = theme_names(texts, np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]))
+    assert names == {0: "Verify identity", 1: "Transfer time", 2: "Freeze card"}
+
+
 def test_pipeline_runs_stages() -> None:
     points, _ = blobs()
     texts = [f"theme{t} word{t} item" for t in np.repeat(np.arange(4), 25)]
