@@ -1,15 +1,15 @@
 """Workspace pages on 100,000 items: time the overview and a theme page's queries.
 
     python bench/workspace_bench.py [--items 100000] [--themes 1000] [--reps 50] [--database-url URL]
-                                    [--trigram] [--no-write]
+                                    [--no-write]
 
 Seeds a fresh database (a SQLite file in a temporary folder unless ``--database-url`` names another,
 e.g. an empty PostgreSQL database) with a realistic skew: theme sizes follow a Zipf law (a few big
 themes, a long tail), items spread over 90 days with a few themes spiking in the last two days,
 several channels, sentiments, customer tiers and account values on some items, and some tickets and
 audit entries. Then each scenario runs ``--reps`` times after two warm-up calls, each call in a new
-session as a request would be, and p50/p95 go to stdout and to the "Workspace pages ... (SQLite)",
-"(PostgreSQL)" or "(PostgreSQL + pg_trgm)" section of bench/RESULTS.md. ``seed_workspace`` is
+session as a request would be, and p50/p95 go to stdout and to the "Workspace pages ... (SQLite)" or
+"(PostgreSQL)" section of bench/RESULTS.md (PostgreSQL with migration 0006's pg_trgm index on the texts). ``seed_workspace`` is
 importable, to time the HTTP pages on the same data.
 """
 
@@ -203,8 +203,6 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--database-url", help="an empty database to seed (default: a new SQLite file)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
-    parser.add_argument("--trigram", action="store_true",
-                        help="PostgreSQL: add a pg_trgm GIN index on the items' redacted text before timing")
     args = parser.parse_args()
     folder = tempfile.TemporaryDirectory(prefix="workspace-bench-")
     url = args.database_url or f"sqlite:///{Path(folder.name) / 'workspace.db'}"
@@ -212,13 +210,9 @@ def main() -> None:
     now = datetime.now(UTC)
     summary = seed_workspace(url, items=args.items, themes=args.themes, now=now)
     engine = make_engine(url)
-    trigram = args.trigram and engine.dialect.name == "postgresql"
-    if trigram:  # not in the migrations (yet): what ILIKE '%...%' costs with the index a deployment could add
+    if engine.dialect.name == "postgresql":  # bulk-loaded: give the planner its statistics, as autovacuum would
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-            connection.exec_driver_sql("CREATE INDEX ix_bench_items_text_trgm ON feedback_items "
-                                       "USING gin (text_redacted gin_trgm_ops)")
-            connection.exec_driver_sql("ANALYZE feedback_items")
+            connection.exec_driver_sql("ANALYZE")
     factory = make_session_factory(engine)
     big, small = summary.big_theme_id, summary.small_theme_id
     scenarios: list[tuple[str, Callable[[Session], object]]] = [
@@ -255,7 +249,7 @@ def main() -> None:
         intro += (" CPU: this process's CPU time (SQLite works in it), i.e. without the waits for a core that a "
                   "busy machine adds.")
     # Headings none of which starts another, so each run replaces only its own section.
-    kind = "SQLite" if in_process else "PostgreSQL + pg_trgm" if trigram else "PostgreSQL"
+    kind = "SQLite" if in_process else "PostgreSQL"
     section = "\n".join([
         f"## Workspace pages on {summary.items:,} items ({kind})", "", textwrap.fill(intro, 105), "", *table, "",
         f"Worst p95: **{worst:.1f} ms** wall" + (f", {worst_cpu:.1f} ms CPU" if in_process else "")
