@@ -9,8 +9,8 @@ themes, a long tail), items spread over 90 days with a few themes spiking in the
 several channels, sentiments, customer tiers and account values on some items, and some tickets and
 audit entries. Then each scenario runs ``--reps`` times after two warm-up calls, each call in a new
 session as a request would be, and p50/p95 go to stdout and to the "Workspace pages ... (SQLite)" or
-"(PostgreSQL)" section of bench/RESULTS.md (PostgreSQL with migration 0006's pg_trgm index on the texts). ``seed_workspace`` is
-importable, to time the HTTP pages on the same data.
+"(PostgreSQL)" section of bench/RESULTS.md (PostgreSQL with migration 0006's pg_trgm index on the
+texts). ``seed_workspace`` is importable, to time the HTTP pages on the same data.
 """
 
 from __future__ import annotations
