@@ -22,7 +22,7 @@ KINDS = ("complaint", "idea", "praise", "question")
 # Hand-written sentences count more than the ones expanded from templates (26 topics each).
 HAND_WEIGHT, TEMPLATE_WEIGHT = 2.0, 0.3
 VADER_SCALE = 1.0
-C = 1.0
+C = 0.5  # chosen on tweeteval_val.csv (0.635 there against 0.628 with C = 1); the test split is only measured
 
 
 def training_rows() -> list[tuple[str, str, str, float]]:

@@ -76,7 +76,9 @@ def test_the_fallback_works_without_weights(model_on: None, tmp_path: Path,
     assert item.kind == classify(text, item.sentiment)
 
 
-def test_rules_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rules_by_default_or_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(sentiment_model.MODEL_ENV)
+    assert not sentiment_model.enabled()
     monkeypatch.setenv(sentiment_model.MODEL_ENV, "rules")
     text = "Would love a dark mode!"
     item = enrich(text)
