@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "plugins.redaction",
     "plugins.sentiment",
     "plugins.kind",
+    "plugins.sentiment_model",
     "plugins.generic_webhook",
     "plugins.discourse",
     "plugins.github",

@@ -51,7 +51,7 @@ def classify(text: str, sentiment: float | None = None) -> str:
 KIND_PREFIX_CHARS = 2_000
 
 
-@hookimpl
+@hookimpl(trylast=True)  # the fallback: plugins/sentiment_model.py runs first and fills both
 def enrich_item(item: ItemDraft) -> None:
     if item.kind is None:
         if item.sentiment is None:  # computed once: the sentiment plugin keeps a score already there

@@ -27,7 +27,7 @@ def sentiment_of(text: str) -> float:
     return float(_analyzer().polarity_scores(text[:SENTIMENT_PREFIX_CHARS])["compound"])
 
 
-@hookimpl
+@hookimpl(trylast=True)  # the fallback: plugins/sentiment_model.py runs first and fills both
 def enrich_item(item: ItemDraft) -> None:
     if item.sentiment is None:
         item.sentiment = sentiment_of(item.text)

@@ -25,6 +25,13 @@ from tests.support.loops import make_loop
 
 
 @pytest.fixture(autouse=True)
+def enrichment_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enrichment by VADER and the rules (plugins/sentiment.py, plugins/kind.py), the default, whatever the
+    environment says: the MiniLM model (plugins/sentiment_model.py) is tested in tests/test_sentiment_model.py."""
+    monkeypatch.setenv("FEEDBACKLOOP_ENRICHMENT_MODEL", "rules")
+
+
+@pytest.fixture(autouse=True)
 def secrets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test's own folder for the pseudonym key, shared by its loops, its CLI runs and the servers it
     starts (they inherit the environment): tests never write a key into the repository."""
