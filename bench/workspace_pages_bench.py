@@ -24,15 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 
-from api.app import create_app  # noqa: E402
+from api.app import app_factory  # noqa: E402
 from api.pages.common import SESSION_COOKIE  # noqa: E402
 from bench.workspace_bench import percentile, seed_workspace  # noqa: E402
 from core.auth.users import add_user  # noqa: E402
 from core.auth.web_sessions import start_session  # noqa: E402
 from core.loop import FeedbackLoop  # noqa: E402
-from core.settings import Settings  # noqa: E402
+from core.settings import get_settings  # noqa: E402
 
 
 def main() -> None:
@@ -48,12 +47,15 @@ def main() -> None:
     now = datetime.now(UTC)
     summary = seed_workspace(url, items=args.items, themes=args.themes, now=now)
     # The seeded items carry made-up pseudonyms; any key lets the app start over them.
-    settings = Settings(database_url=url, load_plugins="", pseudonym_key=SecretStr("ab" * 32))
-    loop = FeedbackLoop(settings)
-    app = create_app(settings, loop)
+    os.environ.update({"FEEDBACKLOOP_DATABASE_URL": url, "FEEDBACKLOOP_LOAD_PLUGINS": "",
+                       "FEEDBACKLOOP_PSEUDONYM_KEY": "ab" * 32})
+    get_settings.cache_clear()
+    loop = FeedbackLoop(get_settings())
     with loop.session() as session:
         token = start_session(session, add_user(session, "bench@example.com", "pm"))
         session.commit()
+    loop.close()
+    app = app_factory()  # the app exactly as `feedbackloop serve` builds it (gc.freeze, switch interval)
     pages = [("overview, defaults", "/"), ("overview, search 'refund'", "/?q=refund"),
              ("overview, channel+status+90d", "/?channel=github&status=new&status=triaged&window=90d&sort=volume"),
              ("overview, all time, page 3", "/?window=all&page=3"),
@@ -75,7 +77,6 @@ def main() -> None:
             results.append((name, times))
             print(f"{name:<34} p50 {statistics.median(times):7.1f} ms  p95 {percentile(times, 0.95):7.1f} ms",
                   flush=True)
-    loop.close()
     folder.cleanup()
     load_after = os.getloadavg()
     worst = max(percentile(times, 0.95) for _, times in results)
