@@ -211,3 +211,13 @@ def test_items_placed_with_little_confidence_are_triaged_and_can_be_kept(web: Te
         membership = session.get(ThemeMembership, item_id)
         assert membership is not None and (membership.theme_id, membership.source) == (theme_id, "human")
     assert f"/triage/items/{item_id}" not in web.get("/triage").text
+
+
+def test_an_action_that_changes_nothing_offers_no_undo_of_an_earlier_one(web: TestClient,
+                                                                          rules_loop: FeedbackLoop) -> None:
+    csrf = sign_in(web, rules_loop)
+    first, _, status = themes(rules_loop)[0]
+    assert "undo=" in apply(web, csrf, first, action="rename", label="Checkout fails")
+    same = web.post(f"/themes/{first}/apply", data={"action": "set_status", "status": status, "csrf_token": csrf},
+                    follow_redirects=False)
+    assert same.status_code == 303 and "undo=" not in same.headers["location"]

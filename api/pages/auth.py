@@ -61,7 +61,7 @@ def sign_in_page(request: Request, error: str | None = None, status_code: int = 
     settings: Settings = request.app.state.loop.settings
     response = render(request, "signin.html", None, {
         "form_token": token, "error": error, "email": email, "next": safe_next(request.query_params.get("next")),
-        "oidc_label": getattr(settings, "oidc_button_label", None) if getattr(settings, "oidc_issuer", None)
+        "oidc_label": settings.oidc_button_label if settings.oidc_issuer and settings.oidc_client_id
         else None}, status_code=status_code)
     response.set_cookie(SIGN_IN_COOKIE, token, max_age=SIGN_IN_FORM_LIFETIME_S, httponly=True, samesite="strict",
                         secure=cookie_secure(settings, request), path="/signin")

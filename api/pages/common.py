@@ -75,9 +75,7 @@ def templates(request: Request) -> Jinja2Templates:
 
 
 def make_templates() -> Jinja2Templates:
-    environment = Jinja2Templates(directory=str(TEMPLATES_DIR))
-    environment.env.globals["quote"] = quote
-    return environment
+    return Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 
 def is_page_path(path: str) -> bool:

@@ -66,6 +66,17 @@ def apply(loop: FeedbackLoop, session: Session, action: str, theme_id: int, acto
           **params: Any) -> Applied:
     """Do ``action`` (checked by ``describe``'s rules again: the page may be stale)."""
     describe(loop, session, action, theme_id, **params)
+    # The entry to offer for undo is the one this action writes: an action that changes nothing (a status
+    # set to what it already is) writes none, and must not offer to undo someone's earlier change.
+    session.flush()
+    newest_before = session.scalar(select(func.max(AuditEntry.id))) or 0
+
+    def _last_entry(session: Session, actor: str) -> int | None:
+        session.flush()
+        found = session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.actor == actor[:128],
+                                                                      AuditEntry.id > newest_before))
+        return int(found) if found is not None else None
+
     if action == "rename":
         update_theme(loop, session, theme_id, actor, label=params["label"])
         return Applied(theme_id, _last_entry(session, actor), "Renamed.")
@@ -93,9 +104,3 @@ def apply(loop: FeedbackLoop, session: Session, action: str, theme_id: int, acto
         return Applied(theme_id, None, "Routed: the ticket is being sent." if report.decided
                        else "No routing rule matches this theme; nothing was sent.")
     raise ReviewError(f"unknown action {action!r}; one of {list(ACTIONS)}")
-
-
-def _last_entry(session: Session, actor: str) -> int | None:
-    session.flush()
-    found = session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.actor == actor[:128]))
-    return int(found) if found is not None else None
