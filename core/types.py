@@ -97,6 +97,17 @@ class IntakeResult:
     # External ids deleted at the source (removed from themes) and restored there (accepted again).
     deleted_ids: list[str] = field(default_factory=list)
     restored_ids: list[str] = field(default_factory=list)
+    # What the sender expects back in place of feedbackloop's own answer (Slack's url_verification
+    # challenge, the text a slash command shows); sent, like any answer, only once the delivery is committed.
+    answer: WebhookAnswer | None = None
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """A response body a channel's sender requires (its protocol decides it, not feedbackloop)."""
+
+    body: Mapping[str, Any] | str
+    status_code: int = 200
 
 
 class WebhookRejected(FeedbackloopError):
@@ -140,6 +151,51 @@ class ChannelType:
     handle_webhook: Callable[[WebhookRequest], IntakeResult]
     # Optional: answering in the channel's threads, used to tell people what became of their feedback.
     replies: ThreadReplies | None = None
+    # Optional: fetching new posts from a source that sends no webhooks (feeds, app stores, Reddit).
+    poll: ChannelPoller | None = None
+
+
+def reject_webhooks(request: WebhookRequest) -> IntakeResult:
+    """``handle_webhook`` for a channel type that is only polled."""
+    raise WebhookRejected(404, f"channel {request.channel_name!r} is polled; it takes no webhooks")
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    """One fetch for a polled channel: its options, secret and the cursor stored after the last page."""
+
+    channel_name: str
+    options: Mapping[str, Any]
+    secret: str | None
+    cursor: Mapping[str, Any]
+    settings: Settings | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class PollPage:
+    """What one fetch brought: items, and the cursor to store with them in the same transaction."""
+
+    items: list[ItemDraft] = field(default_factory=list)
+    cursor: dict[str, Any] = field(default_factory=dict)
+    # True when the source has another page ready now (pagination); the poller fetches it at once.
+    more: bool = False
+    deleted_ids: list[str] = field(default_factory=list)
+
+
+class PollThrottled(FeedbackloopError):
+    """Raised by a poller when the source says to wait (HTTP 429 with ``Retry-After``, a rate-limit header)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message, status_code=429)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class ChannelPoller:
+    """A channel type's optional capability to fetch new posts; ``interval_s`` is its default pace."""
+
+    fetch: Callable[[PollRequest], PollPage]
+    interval_s: float = 300.0
 
 
 @dataclass(frozen=True)
