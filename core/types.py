@@ -153,6 +153,10 @@ class ChannelType:
     replies: ThreadReplies | None = None
     # Optional: fetching new posts from a source that sends no webhooks (feeds, app stores, Reddit).
     poll: ChannelPoller | None = None
+    # The channel options the type reads, each with a one-line description. ``channels add`` refuses any
+    # other (a mistyped option would otherwise be ignored without a word) and docs/plugins.md lists them.
+    # Left empty, nothing is checked: types written before options were declared keep working.
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 def reject_webhooks(request: WebhookRequest) -> IntakeResult:

@@ -28,9 +28,19 @@ from core import hookimpl
 from core.clock import parse_timestamp
 from core.types import ChannelType, IntakeResult, ItemDraft, ThreadReplies, WebhookRejected, WebhookRequest
 from plugins.discourse_reply import forum_url, opener_id, post_reply, thread_of
-from plugins.webhook_signing import delivery_key, parse_json, split_option, truthy, verify
+from plugins.webhook_signing import UNSIGNED_OPTION, delivery_key, parse_json, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Discourse-Event-Signature"
+OPTIONS = {
+    **UNSIGNED_OPTION,
+    "exclude_staff": "true: skip posts by staff, admins and moderators (default false)",
+    "exclude_bots": "false: keep posts by bots and Discourse's system users (default true)",
+    "exclude_categories": "comma-separated category ids or slugs to skip",
+    "forum_url": "the forum's base URL, for links to posts (default reply_url)",
+    "reply_url": "the forum's base URL for replies that close the loop (default forum_url)",
+    "reply_api_key_env": "environment variable holding the API key replies are posted with",
+    "reply_username": "the user replies are posted as (default system)",
+}
 POST_EVENTS = {"post_created", "post_edited", "post_recovered", "post_destroyed"}
 TOPIC_EVENTS = {"topic_created", "topic_edited", "topic_recovered", "topic_destroyed"}
 # Discourse's own automated users have negative ids (system is -1, discobot -2).
@@ -230,4 +240,5 @@ def _topic_event(request: WebhookRequest, event: str, topic: dict[str, Any], ins
 def register_channel_types(register: Callable[[ChannelType], None]) -> None:
     register(ChannelType(name="discourse", description="Discourse forum webhook (posts and topics)",
                          handle_webhook=handle_webhook,
-                         replies=ThreadReplies(thread_of=thread_of, post=post_reply, opener_id=opener_id)))
+                         replies=ThreadReplies(thread_of=thread_of, post=post_reply, opener_id=opener_id),
+                         options=OPTIONS))

@@ -28,6 +28,20 @@ from plugins.webhook_signing import parse_json, sign_timestamped, truthy, verify
 
 __all__ = ["SIGNATURE_HEADER", "handle_webhook", "register_channel_types", "sign"]
 
+OPTIONS = {
+    "text_field": "field holding the text (default text); fields may be dotted paths",
+    "id_field": "field holding the record's id (default id)",
+    "author_field": "field holding the author (default author)",
+    "url_field": "field holding a link to the record (default url)",
+    "created_at_field": "field holding when it was written, ISO 8601 (default created_at)",
+    "updated_at_field": "field holding when the source last edited it (default updated_at)",
+    "metadata_fields": "comma-separated fields kept as metadata",
+    "deleted_field": "field that, when true, deletes the item with the record's id (default deleted)",
+    "signature_tolerance_s": "how far the signed time may be from the server's clock (default 300)",
+    "allow_legacy_signatures": "true: accept the replayable sha256= signature while a sender moves on",
+    "allow_unsigned": "true: accept deliveries without a signature (trusted networks only)",
+}
+
 SIGNATURE_HEADER = "X-Feedbackloop-Signature"
 # What senders (and the tests) sign with: the timestamped scheme.
 sign = sign_timestamped
@@ -102,4 +116,4 @@ def handle_webhook(request: WebhookRequest) -> IntakeResult:
 @hookimpl
 def register_channel_types(register: Callable[[ChannelType], None]) -> None:
     register(ChannelType(name="webhook", description="Generic signed JSON webhook with a field mapping",
-                         handle_webhook=handle_webhook))
+                         handle_webhook=handle_webhook, options=OPTIONS))

@@ -19,9 +19,17 @@ from core import hookimpl
 from core.clock import parse_timestamp
 from core.types import ChannelType, IntakeResult, ItemDraft, ThreadReplies, WebhookRejected, WebhookRequest
 from plugins.github_reply import post_reply, thread_of
-from plugins.webhook_signing import delivery_key, parse_json, split_option, truthy, verify
+from plugins.webhook_signing import UNSIGNED_OPTION, delivery_key, parse_json, split_option, truthy, verify
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+OPTIONS = {
+    **UNSIGNED_OPTION,
+    "exclude_members": "true: skip authors whose association is OWNER, MEMBER or COLLABORATOR (default false)",
+    "exclude_labels": "comma-separated labels whose issues and discussions are skipped",
+    "reply_token_env": "environment variable holding a token with issues:write, for replies",
+    "reply_repositories": "comma-separated owner/repo or owner/* that replies may go to (required for replies)",
+    "reply_api_url": "GitHub's API, or your GitHub Enterprise API (default https://api.github.com)",
+}
 TEAM_ASSOCIATIONS = {"OWNER", "MEMBER", "COLLABORATOR"}
 # What an edit on GitHub may change on a stored item; the repository, event and number never move.
 EDITABLE_METADATA = frozenset({"state", "labels", "author_association", "category"})
@@ -146,4 +154,4 @@ def _metadata(event: str, payload: dict[str, Any], thing: dict[str, Any], parent
 def register_channel_types(register: Callable[[ChannelType], None]) -> None:
     register(ChannelType(name="github", description="GitHub issues, discussions and comments webhook",
                          handle_webhook=handle_webhook,
-                         replies=ThreadReplies(thread_of=thread_of, post=post_reply)))
+                         replies=ThreadReplies(thread_of=thread_of, post=post_reply), options=OPTIONS))

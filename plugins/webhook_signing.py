@@ -147,6 +147,10 @@ def parse_json(body: bytes) -> Any:
     raise WebhookRejected(400, f"body nests more than {MAX_JSON_DEPTH} levels deep")
 
 
+# Options of every channel type verified by ``verify`` (HMAC of the body, no time signed).
+UNSIGNED_OPTION = {"allow_unsigned": "true: accept deliveries without a signature (trusted networks only)"}
+
+
 def split_option(options: Mapping[str, Any], key: str) -> set[str]:
     """A comma-separated option as a set of lower-case values."""
     return {part.strip().lower() for part in str(options.get(key, "") or "").split(",") if part.strip()}

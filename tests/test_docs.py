@@ -60,3 +60,35 @@ def test_architecture_doc_names_modules_that_exist() -> None:
     named = set(re.findall(r"`((?:core|api|plugins|clustering)/[\w/]+\.py)", text))
     assert len(named) >= 10
     assert sorted(path for path in named if not (ROOT / path).exists()) == []
+
+
+def builtin_channel_types() -> dict[str, Any]:
+    """The channel types feedbackloop ships, without installed third-party plugins."""
+    from core.plugin_manager import make_plugin_manager
+    from core.types import ChannelType
+
+    found: dict[str, ChannelType] = {}
+    make_plugin_manager(load_installed=False).hook.register_channel_types(
+        register=lambda channel_type: found.setdefault(channel_type.name, channel_type))
+    return found
+
+
+def channel_type_section(name: str) -> str:
+    text = PLUGINS_DOC.read_text(encoding="utf-8")
+    builtins = text.split("## Built-in channel types", 1)[1].split("\n## ", 1)[0]
+    match = re.search(rf"^### `{re.escape(name)}`\n(.*?)(?=^### |\Z)", builtins, re.MULTILINE | re.DOTALL)
+    return match.group(1) if match else ""
+
+
+@pytest.mark.parametrize("name", sorted(builtin_channel_types()))
+def test_every_built_in_channel_type_is_documented_with_its_options(name: str) -> None:
+    channel_type = builtin_channel_types()[name]
+    assert channel_type.options, f"{name} declares no options: channels add would take any typo"
+    section = channel_type_section(name)
+    assert section, f"docs/plugins.md has no '### `{name}`' under 'Built-in channel types'"
+    assert sorted(option for option in channel_type.options if f"`{option}`" not in section) == []
+
+
+def test_an_undocumented_channel_option_is_caught() -> None:
+    assert "`exclude_staff`" in channel_type_section("discourse")
+    assert channel_type_section("no-such-type") == ""

@@ -35,6 +35,8 @@ def test_cli_add_list_remove(cli_env: str) -> None:
     (["channels", "add", "x", "--plugin", "webhook", "--option", "novalue"], "KEY=VALUE"),
     (["channels", "add", "x", "--plugin", "webhook", "--option", "impact_file=/nonexistent.csv"], "impact file"),
     (["channels", "remove", "ghost"], "ghost"),
+    # A mistyped option would be ignored without a word: the type's declared options are the only ones taken.
+    (["channels", "add", "x", "--plugin", "discourse", "--option", "exclude_staf=true"], "no option 'exclude_staf'"),
 ])
 def test_cli_bad_input_exits_2(cli_env: str, args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
@@ -52,6 +54,9 @@ def test_admin_api(client: TestClient, auth: dict[str, str], loop: FeedbackLoop,
     bad = client.post("/api/v1/channels", headers=auth, json={"name": "x", "plugin": "nosuch"})
     assert bad.status_code == 400 and "nosuch" in bad.json()["detail"]
     assert client.post("/api/v1/channels", headers=auth, json={"plugin": "webhook"}).status_code == 422
+    typo = client.post("/api/v1/channels", headers=auth, json={"name": "x", "plugin": "webhook",
+                                                               "options": {"text_feild": "answer"}})
+    assert typo.status_code == 400 and "text_feild" in typo.json()["detail"]
     assert [c["name"] for c in client.get("/api/v1/channels", headers=auth).json()] == ["form"]
     body = json.dumps({"answer": "Checkout button is hidden on mobile"}).encode()
     delivered = client.post("/webhooks/form", content=body, headers={"X-Feedbackloop-Signature":

@@ -200,7 +200,7 @@ def test_channels_refuse_forbidden_secrets_and_reply_urls(tmp_path: Path) -> Non
         with loop.session() as session, pytest.raises(ChannelError, match="own settings") as secret:
             add_channel(loop, session, "forum", "webhook", secret_env="FEEDBACKLOOP_ADMIN_KEY")
         with loop.session() as session, pytest.raises(ChannelError, match="option 'reply_url'") as url:
-            add_channel(loop, session, "forum", "webhook", options={"reply_url": "http://169.254.169.254/"})
+            add_channel(loop, session, "forum", "discourse", options={"reply_url": "http://169.254.169.254/"})
         assert secret.value.status_code == url.value.status_code == 422
     finally:
         loop.close()

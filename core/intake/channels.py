@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from core.audit import cli_actor, record
 from core.errors import FeedbackloopError
-from core.intake.impact import ImpactConfigError, apply_impact, check_options
+from core.intake.impact import IMPACT_OPTIONS, ImpactConfigError, apply_impact, check_options
 from core.intake.ingest import IngestReport, delete_items, ingest, restore_items, validate
 from core.loop import FeedbackLoop
 from core.models import Channel, WebhookDelivery
 from core.outbound import OutboundRefused, check_destination_options
 from core.secrets import SecretEnvRefused, check_secret_env, named_secret
-from core.types import IntakeResult, WebhookRejected, WebhookRequest
+from core.types import ChannelType, IntakeResult, WebhookRejected, WebhookRequest
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -36,6 +36,26 @@ class ChannelError(FeedbackloopError):
     """A channel that cannot be added or found."""
 
 
+# Options any channel takes besides its type's own; a polled type also takes its pace.
+COMMON_OPTIONS = {**IMPACT_OPTIONS, "internal": "true: the items come from the company's own people"}
+POLL_OPTIONS = {"interval_s": "seconds between two polls (the type's default otherwise)"}
+
+
+def known_options(channel_type: ChannelType) -> dict[str, str]:
+    """Every option a channel of this type takes, with its description; empty when the type declares none."""
+    if not channel_type.options:
+        return {}
+    return {**COMMON_OPTIONS, **(POLL_OPTIONS if channel_type.poll else {}), **channel_type.options}
+
+
+def check_known_options(channel_type: ChannelType, options: Mapping[str, Any]) -> None:
+    known = known_options(channel_type)
+    unknown = sorted(set(options) - set(known)) if known else []
+    if unknown:
+        raise ChannelError(f"channel type {channel_type.name!r} takes no option {', '.join(map(repr, unknown))}; "
+                           f"its options: {', '.join(sorted(known))}")
+
+
 def add_channel(loop: FeedbackLoop, session: Session, name: str, plugin: str, secret_env: str | None = None,
                 options: Mapping[str, Any] | None = None, actor: str | None = None) -> Channel:
     """Configure a channel; audited under ``actor`` (None: the operating-system user, as the CLI is)."""
@@ -46,6 +66,7 @@ def add_channel(loop: FeedbackLoop, session: Session, name: str, plugin: str, se
                            f"installed: {sorted(loop.channel_types)}")
     if secret_env is not None and not ENV_NAME.match(secret_env):
         raise ChannelError(f"--secret-env {secret_env!r} is not an environment variable name")
+    check_known_options(loop.channel_types[plugin], options or {})
     try:
         check_options(options or {})
     except ImpactConfigError as error:

@@ -18,6 +18,14 @@ from typing import Any
 from core.errors import FeedbackloopError
 from core.types import ItemDraft
 
+# The options every channel takes for impact, whatever its type (declared beside each type's own).
+IMPACT_OPTIONS = {
+    "tier_field": "metadata key holding the customer's tier",
+    "value_field": "metadata key holding the account's value (a number)",
+    "impact_file": "CSV with columns key,tier,value to look each item's impact up in",
+    "impact_key": "what impact_file is matched on: author (default) or a metadata key",
+}
+
 
 class ImpactConfigError(FeedbackloopError):
     """An impact option that cannot work (missing file, bad column, bad number)."""
