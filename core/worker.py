@@ -1,5 +1,5 @@
 """The background worker's round: new items into themes, deliveries, tracker statuses, spike notices,
-closing-the-loop replies.
+closing-the-loop replies, decline alerts.
 
 Every step is idempotent and keeps its progress in the database, so the worker can be killed at any
 point and started again (``feedbackloop deliveries work``).
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from core.community.decline import check_declines
+from core.intake.polling import poll_due
 from core.loop import FeedbackLoop
 from core.routing.outbox import DeliveryPolicy, RouteReport, send_due
 from core.routing.replies import send_loop_replies
@@ -24,6 +26,8 @@ def run_round(loop: FeedbackLoop, policy: DeliveryPolicy | None = None, poll_eve
     report = send_due(loop, policy)
     poll_statuses(loop, min_interval_s=poll_every_s)
     send_loop_replies(loop)
+    poll_due(loop)  # polled channels (feeds, app stores...) that are due; their items join themes next round
+    check_declines(loop)  # a channel whose posts fell for weeks: its owner is told once per episode
     return report
 
 

@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from core.audit import cli_actor
-from core.cli import tables
+from core.cli import channel_types, polling, tables, vitality
 from core.cli.common import consoles, open_loop, progress_bar
 from core.errors import InvalidInput
 from core.intake.channels import add_channel, list_channels, remove_channel
 from core.intake.erasure import forget_author
 from core.intake.file_import import import_drafts
 from core.intake.file_reader import ColumnMapping, drafts_from_file
+from core.intake.import_presets import preset_rows
 
 
 def ingest_file(
@@ -25,8 +26,11 @@ def ingest_file(
     url_column: Annotated[str | None, typer.Option()] = None,
     created_at_column: Annotated[str | None, typer.Option(help="ISO 8601 timestamps.")] = None,
     metadata_column: Annotated[list[str] | None, typer.Option(help="Kept as metadata; repeatable.")] = None,
-    channel: Annotated[str, typer.Option(help="Channel name recorded on each item.")] = "import",
+    channel: Annotated[str | None, typer.Option(help="Channel name recorded on each item (default: import, or "
+                                                    "the preset's).")] = None,
     file_format: Annotated[str | None, typer.Option("--format", help="csv, tsv or jsonl (default: extension)")] = None,
+    preset: Annotated[str | None, typer.Option(help="A known export's columns, instead of the --*-column options: "
+                                                    "google-play (Play Console's reviews report).")] = None,
 ) -> None:
     """Import feedback from a file. The whole file is checked first: a bad file stores nothing.
 
@@ -34,7 +38,16 @@ def ingest_file(
     """
     mapping = ColumnMapping(text=text_column, id=id_column, author=author_column, url=url_column,
                             created_at=created_at_column, metadata=tuple(metadata_column or ()))
-    drafts = drafts_from_file(file, mapping, channel, file_format)
+    if preset is not None:
+        if mapping != ColumnMapping():
+            raise InvalidInput(f"--preset {preset} names the columns itself; leave out the --*-column options")
+        rows = preset_rows(file, preset, channel, file_format)
+        drafts, channel = rows.drafts, rows.drafts[0].channel
+        if rows.skipped:
+            consoles().err.print(f"{rows.skipped} rows left out: {rows.skipped_why}.")
+    else:
+        channel = channel or "import"
+        drafts = drafts_from_file(file, mapping, channel, file_format)
     loop = open_loop()
     with progress_bar(f"Ingesting {file.name}", len(drafts)) as progress:
         report = import_drafts(loop, file, drafts, channel,
@@ -75,6 +88,10 @@ def channels_add(
     loop = open_loop()
     with loop.session() as session:
         add_channel(loop, session, name, plugin, secret_env, options)
+    if loop.channel_types[plugin].poll is not None:
+        consoles().out.print(f"Channel {name!r} added: polled by the worker; 'feedbackloop channels poll {name}' "
+                             "polls it now.")
+        return
     consoles().out.print(f"Channel {name!r} added: POST {loop.settings.public_url.rstrip('/')}/webhooks/{name}")
 
 
@@ -100,4 +117,7 @@ def register(app: typer.Typer) -> None:
     channels.command("add")(channels_add)
     channels.command("list")(channels_list)
     channels.command("remove")(channels_remove)
+    polling.register(channels)  # channels poll [NAME], channels poll-status
+    channel_types.register(channels)  # channels types [TYPE]
+    vitality.register(channels)  # channels vitality NAME
     app.add_typer(channels, name="channels")

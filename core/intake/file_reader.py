@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -41,6 +42,12 @@ def read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as error:
         raise ImportFileError(f"{path}: cannot read: {error.strerror}") from error
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Google Play's report exports, Excel's "Unicode"
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise ImportFileError(f"{path}: starts as UTF-16 but is not (offset {error.start}); re-export the file"
+                                  ) from error
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
