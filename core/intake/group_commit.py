@@ -30,6 +30,7 @@ from core.intake.channels import (
     channel_config,
     prepare_delivery,
     store_with_retries,
+    with_answer,
 )
 from core.loop import FeedbackLoop
 from core.types import IntakeResult
@@ -125,7 +126,7 @@ class WebhookIntake:
                 answers[index] = error
                 continue
             if result.ignored is not None:
-                answers[index] = WebhookOutcome(ignored=result.ignored, report=None)
+                answers[index] = WebhookOutcome(ignored=result.ignored, report=None, answer=result.answer)
             else:
                 accepted.append((index, config.name, result))
         if accepted:
@@ -140,10 +141,11 @@ class WebhookIntake:
         except Exception:
             log.warning("batch of %d deliveries failed; storing them one by one", len(accepted), exc_info=True)
             return [(index, self._store_alone(name, result)) for index, name, result in accepted]
-        return [(index, outcome) for (index, _, _), outcome in zip(accepted, outcomes, strict=True)]
+        return [(index, with_answer(outcome, result))
+                for (index, _, result), outcome in zip(accepted, outcomes, strict=True)]
 
     def _store_alone(self, name: str, result: IntakeResult) -> Answer:
         try:
-            return store_with_retries(self.loop, name, result)
+            return with_answer(store_with_retries(self.loop, name, result), result)
         except Exception as error:
             return error

@@ -113,7 +113,7 @@ def overview(session: Session, flt: OverviewFilter, now: datetime | None = None)
 
     nothing = _Sums()
     rows = [_row(theme, sums.get(theme[0], nothing), total_items, flt.window == "all") for theme in themes]
-    if flt.channel is not None or flt.kind is not None:
+    if flt.channel is not None or flt.kind is not None or flt.origin is not None:
         rows = [row for row in rows if row.volume]  # a theme without such items is not about them
     counts["status"] = dict(sorted(Counter(row.status for row in rows).items()))
     # By default the themes that still matter: not archived, merged or ignored (noise and spam).
@@ -135,7 +135,19 @@ def _item_conditions(flt: OverviewFilter, since: datetime | None) -> list[Column
         conditions.append(FeedbackItem.channel == flt.channel)
     if flt.kind is not None:
         conditions.append(FeedbackItem.kind == flt.kind)
+    if flt.origin is not None:
+        conditions.append(internal_item() if flt.origin == "internal" else ~internal_item())
     return conditions
+
+
+def internal_item() -> ColumnElement[bool]:
+    """Items whose metadata says ``internal``: JSON true (SQLite's json_extract gives 1, PostgreSQL's ->> 'true').
+
+    Compared as text, never cast to a boolean: a channel's own metadata may hold any string under that key,
+    and PostgreSQL would refuse to cast it. Items without the key are external.
+    """
+    flag = func.coalesce(FeedbackItem.metadata_json["internal"].as_string(), "")
+    return flag.in_(("true", "1"))
 
 
 def _bucket_sums(session: Session, conditions: list[ColumnElement[bool]], starts: list[datetime],

@@ -31,7 +31,10 @@ MAX_NAME_CHARS = 128  # FeedbackItem.channel's width; kinds are shorter still
 TOP_CHANNELS = 3
 STATUSES = tuple(status.value for status in ThemeStatus)
 ORDERS: dict[str, Literal["", "asc", "desc"]] = {"": "", "asc": "asc", "desc": "desc"}
-QUERY_KEYS = ("q", "status", "owner", "channel", "kind", "window", "sort", "order", "page", "per_page")
+QUERY_KEYS = ("q", "status", "owner", "channel", "kind", "origin", "window", "sort", "order", "page", "per_page")
+# Whose feedback: the company's own people (items whose metadata says "internal", e.g. Slack and Teams, or
+# any channel with the option internal=true), everyone else, or (no value) both.
+ORIGINS = ("internal", "external")
 
 Owned = int | Literal["none"] | None
 
@@ -44,6 +47,7 @@ class OverviewFilter:
     owner: Owned = None  # an owner id, "none" for themes nobody owns, None for all
     channel: str | None = None
     kind: str | None = None
+    origin: str | None = None  # "internal", "external", or None for both
     window: str = DEFAULT_WINDOW
     search: str = ""
     sort: str = "attention"
@@ -62,6 +66,8 @@ class OverviewFilter:
         for name, value, limit in (("channel", self.channel, MAX_NAME_CHARS), ("kind", self.kind, 32)):
             if value is not None and not (0 < len(value) <= limit and "\x00" not in value):
                 raise InvalidInput(f"{name} must be 1 to {limit} characters")
+        if self.origin is not None and self.origin not in ORIGINS:
+            raise InvalidInput(f"origin {self.origin!r} is not one of {', '.join(ORIGINS)}")
         if self.window not in WINDOWS:
             raise InvalidInput(f"window {self.window!r} is not one of {', '.join(WINDOWS)}")
         object.__setattr__(self, "search", checked_search(self.search))
@@ -105,7 +111,8 @@ def filter_to_query(flt: OverviewFilter) -> str:
     pairs += [("status", status) for status in flt.statuses]
     if flt.owner is not None:
         pairs.append(("owner", str(flt.owner)))
-    pairs += [(key, value) for key, value in (("channel", flt.channel), ("kind", flt.kind)) if value is not None]
+    pairs += [(key, value) for key, value in (("channel", flt.channel), ("kind", flt.kind), ("origin", flt.origin))
+              if value is not None]
     for key, value, default in (("window", flt.window, DEFAULT_WINDOW), ("sort", flt.sort, "attention"),
                                 ("order", flt.order, ""), ("page", str(flt.page), "1"),
                                 ("per_page", str(flt.per_page), str(DEFAULT_PER_PAGE))):
@@ -144,6 +151,7 @@ def filter_from_query(params: str | Mapping[str, str | Sequence[str]] | Iterable
         raise InvalidInput("order must be 'asc' or 'desc'")
     return OverviewFilter(
         statuses=tuple(values.get("status", [])), owner=owner, channel=one.get("channel"), kind=one.get("kind"),
+        origin=one.get("origin"),
         window=one.get("window", DEFAULT_WINDOW), search=one.get("q", ""), sort=one.get("sort", "attention"),
         order=order, page=_whole_number("page", one.get("page", "1")),
         per_page=_whole_number("per_page", one.get("per_page", str(DEFAULT_PER_PAGE))))
