@@ -164,3 +164,21 @@ def delivery_key(delivery_id: str | None, body: bytes) -> str | None:
     if not delivery_id:
         return None
     return hashlib.sha256(delivery_id.encode("utf-8", "replace") + b"\n" + body).hexdigest()
+
+
+def text_id(value: Any) -> str:
+    """A payload's id as text (some senders send ids as strings, others as numbers); '' when absent."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    return str(value).strip() if isinstance(value, str | int) else ""
+
+
+def metadata_number(value: Any) -> int | str | None:
+    """An id for metadata: a number when it is one, since redaction reads long digit strings as card numbers."""
+    text = text_id(value)
+    return int(text) if text.isdecimal() and text.isascii() else text or None
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """The value when it is a JSON object, else an empty one (a payload's optional sections)."""
+    return value if isinstance(value, dict) else {}
