@@ -14,6 +14,10 @@ Options: ``exclude_staff`` (default false), ``exclude_bots`` (default true), ``e
 (comma-separated category ids or slugs), ``allow_unsigned`` (trusted networks only), ``forum_url`` (the
 forum's base URL for links to posts; default ``reply_url``). Discourse signs the body only: its headers
 (``X-Discourse-Instance``, the event id) are not taken as data, and no host comes from them.
+
+Metadata follows the community conventions: ``thread`` (``topic-<id>``), ``opens_thread`` (the opening
+post) and ``staff`` (staff, admin or moderator; left out with ``exclude_staff``). Staff posts are stored
+for the community figures (core/community/vitality.py: staff answers) but kept out of themes.
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ def _post_event(request: WebhookRequest, event: str, post: dict[str, Any], insta
     if opening and post.get("topic_title"):  # the opening post is the topic: its title is part of what was said
         text = f"{post['topic_title']}\n\n{text}"
     slug = post.get("topic_slug") or "-"
-    metadata = _post_metadata(post)
+    metadata = {**_post_metadata(post), **_community_metadata(request.options, post, opening)}
     draft = ItemDraft(
         text=text, channel=request.channel_name, external_id=external_id, author=post.get("username"),
         url=f"{instance}/t/{slug}/{post['topic_id']}/{post.get('post_number', '')}".rstrip("/") if instance else None,
@@ -179,6 +183,15 @@ def _ignored_post(options: Mapping[str, Any], post: dict[str, Any]) -> str | Non
     if post.get("post_type") not in (None, 1):  # 2 moderator action, 3 small action, 4 whisper
         return "not a regular post"
     return None
+
+
+def _community_metadata(options: Mapping[str, Any], post: dict[str, Any], opening: bool) -> dict[str, Any]:
+    """The thread conventions (docs/plugins.md); ``staff`` only where staff posts are kept, so a channel that
+    drops them says nothing about staff rather than that nobody is."""
+    found: dict[str, Any] = {"thread": f"topic-{post['topic_id']}", "opens_thread": opening}
+    if not truthy(options.get("exclude_staff", False)):
+        found["staff"] = bool(post.get("staff") or post.get("admin") or post.get("moderator"))
+    return found
 
 
 def _post_metadata(post: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +234,8 @@ def _topic_event(request: WebhookRequest, event: str, topic: dict[str, Any], ins
         return IntakeResult(ignored=f"topic {topic['id']} has no title")
     metadata = {
         "topic_id": topic["id"],
+        "thread": external_id,
+        "opens_thread": True,
         "topic_title": title,
         "category_id": topic.get("category_id"),
         "tags": [str(tag.get("name") if isinstance(tag, dict) else tag) for tag in topic.get("tags") or []],

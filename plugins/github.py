@@ -8,6 +8,10 @@ Bots (``type: Bot`` or a ``[bot]`` login) are always skipped.
 
 Options: ``exclude_members`` (default false: skip authors whose association is OWNER, MEMBER or
 COLLABORATOR), ``exclude_labels`` (comma-separated), ``allow_unsigned`` (trusted networks only).
+
+Metadata follows the community conventions: ``thread`` (``owner/repo#number``), ``opens_thread`` (an
+issue or a discussion itself) and ``staff`` (association OWNER, MEMBER or COLLABORATOR; left out with
+``exclude_members``). Staff posts are stored for the community figures but kept out of themes.
 """
 
 from __future__ import annotations
@@ -106,11 +110,22 @@ def _handle(request: WebhookRequest, event: str, payload: Any) -> IntakeResult:
     if not text:
         return IntakeResult(ignored=f"{event} {thing['id']} has no text")
     metadata = _metadata(event, payload, thing, parent, labels)
+    metadata.update(_community_metadata(options, event, metadata))
     draft = ItemDraft(text=text, channel=request.channel_name, external_id=external_id,
                       author=author.get("login") if isinstance(author, dict) else None,
                       url=thing.get("html_url"), created_at=parse_timestamp(thing.get("created_at")), metadata=metadata,
                       updated_at=parse_timestamp(thing.get("updated_at")), editable_metadata=EDITABLE_METADATA)
     return IntakeResult(items=[draft])
+
+
+def _community_metadata(options: Mapping[str, Any], event: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The thread conventions (docs/plugins.md); ``staff`` only where members' posts are kept."""
+    found: dict[str, Any] = {"opens_thread": event in {"issues", "discussion"}}
+    if metadata.get("repository") and metadata.get("number") is not None:
+        found["thread"] = f"{metadata['repository']}#{metadata['number']}"
+    if not truthy(options.get("exclude_members", False)):
+        found["staff"] = metadata.get("author_association") in TEAM_ASSOCIATIONS
+    return found
 
 
 def _ignored_author(options: Mapping[str, Any], author: Any, association: Any) -> str | None:

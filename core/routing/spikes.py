@@ -79,15 +79,20 @@ def check_spikes(loop: FeedbackLoop) -> int:
     return len(pending)
 
 
-def _send(loop: FeedbackLoop, alert_id: int, request: DeliveryRequest, target_type: str) -> None:
-    error: str | None = None
+def deliver_notice(loop: FeedbackLoop, request: DeliveryRequest, target_type: str) -> str | None:
+    """Send a one-off notice (a spike, a community's decline) outside any transaction; the error, or None."""
     try:
         target = loop.target_types.get(target_type)
         if target is None:
             raise LookupError(f"no plugin provides target type {target_type!r}")
         target.deliver(request)
-    except Exception as failure:  # recorded on the alert; the next round tries again
-        error = f"{type(failure).__name__}: {failure}"[:2000]
+    except Exception as failure:  # any target's failure: the caller records it, the next round tries again
+        return f"{type(failure).__name__}: {failure}"[:2000]
+    return None
+
+
+def _send(loop: FeedbackLoop, alert_id: int, request: DeliveryRequest, target_type: str) -> None:
+    error = deliver_notice(loop, request, target_type)
     with loop.session() as session:
         alert = session.get(SpikeAlert, alert_id)
         if alert is not None:

@@ -15,6 +15,7 @@ from clustering.incremental import JOIN_FLOOR, RADIUS_QUANTILE
 from clustering.pipeline import ThemePipeline, ThemeResult
 from clustering.spectral import SpectralThemeClusterer
 from clustering.steering import steer
+from core.community.item_metadata import not_a_staff_answer
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
@@ -99,10 +100,11 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
 
 
 def _embedded_items(session: Session) -> tuple[list[int], list[str], np.ndarray]:
-    """Ids, texts and embeddings (one row each) of every embedded item, in id order."""
+    """Ids, texts and embeddings (one row each) of every embedded item, in id order; staff answers are kept
+    for community figures (core/community/vitality.py) but are no customer's feedback, so no theme's."""
     rows = session.execute(
         select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
-        .where(FeedbackItem.embedding.is_not(None)).order_by(FeedbackItem.id)
+        .where(FeedbackItem.embedding.is_not(None), not_a_staff_answer(session)).order_by(FeedbackItem.id)
     ).all()
     item_ids = [row[0] for row in rows]
     texts = [row[1] for row in rows]

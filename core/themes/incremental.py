@@ -13,6 +13,7 @@ from clustering.incremental import JOIN_FLOOR, IncrementalThemer
 from clustering.labels import class_tfidf_keywords, readable_title, representative_quotes
 from clustering.names import theme_names
 from clustering.steering import follow_placed
+from core.community.item_metadata import not_a_staff_answer
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.themes.build import embed_pending
@@ -35,7 +36,7 @@ def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
     waiting = session.execute(
         select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
         .outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
-        .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None))
+        .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None), not_a_staff_answer(session))
         .order_by(FeedbackItem.id)
     ).all()
     if not waiting:

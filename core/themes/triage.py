@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clustering.incremental import JOIN_FLOOR
+from core.community.item_metadata import not_a_staff_answer
 from core.models import Delivery, FeedbackItem, Theme, ThemeMembership, User
 from core.themes.signals import BASELINE_WINDOW, SPIKE_WINDOW, spike_score
 from core.types import ROUTABLE_STATUSES, MembershipSource
@@ -116,7 +117,8 @@ def triage_queue(session: Session, now: datetime | None = None, item_limit: int 
     for item_id, text in session.execute(
             select(FeedbackItem.id, FeedbackItem.text_redacted)
             .outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
-            .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None))
+            # Staff answers are in no theme by design (core.community.item_metadata): nothing to place.
+            .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None), not_a_staff_answer(session))
             .order_by(FeedbackItem.created_at.desc()).limit(item_limit)):
         entries.append(TriageEntry("unplaced", None, text[:160], 1, "in no theme", item_id=item_id))
     return entries
