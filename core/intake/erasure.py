@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from core.community.models_champions import forget_invitations
 from core.errors import FeedbackloopError
 from core.intake.ingest import is_tombstoned, scrub_quotes
 from core.intake.pseudonyms import Pseudonyms
@@ -52,6 +53,7 @@ def forget_author(session: Session, author: str, actor: str = "cli", *,
     # Bulk deletes: the database cascades memberships and sightings of the erased items.
     session.execute(delete(ItemSighting).where(ItemSighting.author_pseudonym == pseudonym))
     session.execute(delete(FeedbackItem).where(FeedbackItem.author_pseudonym == pseudonym))
+    forget_invitations(session, {pseudonym})  # co-creation invitations keep no trace of whom they went to
     session.add(AuditEntry(actor=actor, action="forget_author", entity_type="author", entity_id=pseudonym,
                            details={"items": len(rows), "sightings": len(sightings), "themes_scrubbed": scrubbed}))
     session.flush()
