@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # follow them (decided in two rounds: clustering/steering.py).
     steer_margin: float = 0.05
     public_url: str = "http://127.0.0.1:8000"
+    # The public "you said, we did" page (/public) and its Atom feed (/public/feed.atom), without sign-in: only
+    # the themes product managers published, in their words (core/community/published.py); off: both 404.
+    public_page: bool = False
     # Request bodies on /api/v1 (api/body_limits.py): at most this many bytes are read, before any parsing;
     # more is refused with 413. 32 MiB holds a batch of 1,000 items with every field at its longest
     # (20,000-character text, 8 KiB metadata: api/inputs.py) as plain JSON.
