@@ -34,7 +34,8 @@ SESSION_COOKIE = "feedbackloop_session"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Paths that answer machines in JSON; everything else is a page (errors render as HTML there).
-MACHINE_PREFIXES = ("/api/", "/webhooks/", "/trackers/", "/healthz", "/openapi.json", "/docs", "/redoc")
+MACHINE_PREFIXES = ("/api/", "/webhooks/", "/trackers/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
+                    "/redoc")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
