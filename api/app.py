@@ -13,18 +13,36 @@ from fastapi.staticfiles import StaticFiles
 from api.auth_middleware import KeyFirstMiddleware
 from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
+from api.metrics import ApiMetrics, RequestTimingMiddleware
+from api.metrics import router as metrics_router
 from api.pages import admin as admin_pages
 from api.pages import admin_rules as admin_rules_pages
 from api.pages import admin_users as admin_users_pages
 from api.pages import auth as auth_pages
+from api.pages import champions as champion_pages
+from api.pages import champions_admin as champion_admin_pages
+from api.pages import channels as channel_pages
 from api.pages import oidc as oidc_pages
 from api.pages import overview as overview_page
+from api.pages import public as public_page
 from api.pages import theme as theme_page
 from api.pages import triage as triage_page
 from api.pages.common import STATIC_DIR, is_page_path, make_templates
 from api.pages.errors import page_error
 from api.rate_limits import RateLimitMiddleware, RateLimits
-from api.routes import channels, deliveries, feedback, health, jira_webhook, rules, themes, webhooks
+from api.routes import (
+    champions,
+    channels,
+    deliveries,
+    feedback,
+    health,
+    jira_webhook,
+    rules,
+    themes,
+    vitality,
+    webhooks,
+)
+from api.routes import published as published_routes
 from api.security_headers import SecurityHeadersMiddleware
 from core import __version__
 from core.db import WalCheckpointer
@@ -56,9 +74,13 @@ def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     app.state.loop = feedback_loop
     # One intake per app: its group commits and channel cache belong to this app's engine.
     app.state.webhook_intake = WebhookIntake(feedback_loop)
+    app.state.metrics = ApiMetrics(feedback_loop)
     install_error_handlers(app)
-    for module in (health, feedback, themes, webhooks, channels, deliveries, rules, jira_webhook):
+    for module in (health, feedback, themes, webhooks, channels, deliveries, rules, jira_webhook, champions,
+                   vitality):
         app.include_router(module.router)
+    app.include_router(metrics_router)
+    app.include_router(published_routes.router)
     install_workspace(app, feedback_loop)
     # Innermost, so it runs after the key check: a keyed /api/v1 body is read up to its limit (413 beyond)
     # before anything parses it. (FastAPI's own max_body_size answers a declared oversize body with a plain
@@ -72,6 +94,7 @@ def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     app.add_middleware(RateLimitMiddleware, settings=feedback_loop.settings)
     app.add_middleware(SecurityHeadersMiddleware,
                        docs_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
+    app.add_middleware(RequestTimingMiddleware, metrics=app.state.metrics)  # outermost: the whole answer's time
     return app
 
 
@@ -82,7 +105,7 @@ def install_workspace(app: FastAPI, feedback_loop: FeedbackLoop) -> None:
     app.state.is_page_path = is_page_path
     app.state.sign_in_limits = RateLimits(feedback_loop.settings)
     for module in (auth_pages, oidc_pages, overview_page, theme_page, triage_page, admin_pages, admin_rules_pages,
-                   admin_users_pages):
+                   admin_users_pages, public_page, champion_pages, channel_pages, champion_admin_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -10,10 +10,11 @@ def utcnow() -> datetime:
 
 
 def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything here is UTC, so a naive one is read as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    """In UTC: SQLite hands back naive datetimes, read as UTC; an offset (``-07:00``) is converted, since
+    SQLite would store its wall-clock time and read it back as UTC, hours out."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_timestamp(value: object) -> datetime | None:

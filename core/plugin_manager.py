@@ -27,6 +27,10 @@ DEFAULT_PLUGINS = (
     "plugins.generic_webhook",
     "plugins.discourse",
     "plugins.github",
+    "plugins.zendesk",
+    "plugins.intercom",
+    "plugins.slack",
+    "plugins.teams",
     "plugins.inbox",
     "plugins.rules_owner",
     "plugins.minilm_embedder",
@@ -34,6 +38,10 @@ DEFAULT_PLUGINS = (
     "plugins.redmine",
     "plugins.chat_webhook",
     "plugins.email_smtp",
+    "plugins.feeds",
+    "plugins.app_store",
+    "plugins.reddit",
+    "plugins.mastodon",
 )
 
 LOAD_PLUGINS_ENV = "FEEDBACKLOOP_LOAD_PLUGINS"

@@ -200,6 +200,9 @@ class ChannelPoller:
 
     fetch: Callable[[PollRequest], PollPage]
     interval_s: float = 300.0
+    # Optional: checks a channel's options when it is added (a feed without ``url``), raising
+    # ``core.errors.InvalidInput`` with a message that names the option.
+    check_options: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

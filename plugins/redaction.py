@@ -205,6 +205,11 @@ def _is_phone(candidate: str, regions: tuple[str, ...]) -> bool:
     return False
 
 
+# Metadata keys whose values are references channels make (docs/plugins.md: metadata conventions).
+REFERENCE_KEYS = frozenset({"thread"})
+REFERENCE = re.compile(r"[A-Za-z0-9_.:#/-]{1,200}")
+
+
 def phone_regions(settings: Settings | None) -> tuple[str, ...]:
     configured = getattr(settings, "redaction_phone_regions", None)
     if not configured:
@@ -218,12 +223,20 @@ def redact_url(url: str, phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -
     return "/".join(redact(segment, phone_regions) for segment in url.split("/"))
 
 
+def is_reference(key: str, value: Any) -> bool:
+    """A thread reference a channel made from its source's ids ("conversation-215470347394450"): kept as
+    it is, since 1 long id in 10 passes the card check and would become "[CARD]", and two threads one.
+    Anything with a space or an "@" in it is redacted like the rest."""
+    return key in REFERENCE_KEYS and isinstance(value, str) and REFERENCE.fullmatch(value) is not None
+
+
 @hookimpl
 def redact_item(item: ItemDraft, settings: Settings) -> None:
     regions = phone_regions(settings)
     if item.url is not None:
         item.url = redact_url(item.url, regions)
-    item.metadata = redact_value(item.metadata, regions)
+    item.metadata = {redact_value(key, regions): value if is_reference(key, value) else redact_value(value, regions)
+                     for key, value in item.metadata.items()}
 
 
 @hookimpl

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from api.pages.admin import summarize_value
 from core.models import ApiKey, Channel, FeedbackItem, User
 from tests.support.admin_pages import (
     ADMIN,
@@ -50,20 +51,20 @@ def test_channels_add_list_remove(admin: Admin) -> None:
     client = admin.client()
     token = csrf(client, "/admin/channels")
     answer = client.post("/admin/channels", follow_redirects=False, data={
-        "csrf_token": token, "plugin": "webhook", "name": "shop", "secret_env": "SHOP_SECRET",
-        "options": 'text_field = "body"\napi_token = "abc123"\nreply_url = "https://chat.example/hooks/T0/SECRET"\n'})
+        "csrf_token": token, "plugin": "discourse", "name": "shop", "secret_env": "SHOP_SECRET",
+        "options": 'exclude_categories = "staff"\nreply_url = "https://chat.example/hooks/T0/SECRET"\n'})
     assert answer.status_code == 303 and "Channel+shop+added" in answer.headers["location"]
     with admin.loop.session() as session:
         channel = session.scalar(select(Channel).where(Channel.name == "shop"))
-        assert channel is not None and channel.plugin == "webhook" and channel.secret_env == "SHOP_SECRET"
-        assert channel.options == {"text_field": "body", "api_token": "abc123",
-                                   "reply_url": "https://chat.example/hooks/T0/SECRET"}
+        assert channel is not None and channel.plugin == "discourse" and channel.secret_env == "SHOP_SECRET"
+        assert channel.options == {"exclude_categories": "staff", "reply_url": "https://chat.example/hooks/T0/SECRET"}
     [entry] = admin.audit("add_channel")
     assert entry.actor == f"user:{ADMIN}" and entry.entity_id == "shop"
     listing = client.get(answer.headers["location"])
     assert "Channel shop added" in listing.text and "http://127.0.0.1:8000/webhooks/shop" in listing.text
-    assert "abc123" not in listing.text and "SECRET" not in listing.text.replace("SHOP_SECRET", "")
-    assert "(hidden)" in listing.text and "https://chat.example/…" in listing.text
+    assert "SECRET" not in listing.text.replace("SHOP_SECRET", "") and "https://chat.example/…" in listing.text
+    # A third-party type that declares no options may take a credential as one: the list never shows it.
+    assert summarize_value("api_token", "abc123") == "(hidden)" and summarize_value("token_env", "T") == "T"
     # JSON options work too.
     assert client.post("/admin/channels", follow_redirects=False, data={
         "csrf_token": token, "plugin": "github", "name": "gh", "options": '{"exclude_labels": "wontfix"}'}
@@ -90,7 +91,8 @@ def test_channels_add_list_remove(admin: Admin) -> None:
     ({"plugin": "webhook", "name": "shop", "options": "[1, 2]"}, 422, "not valid TOML"),
     ({"plugin": "webhook", "name": "shop", "options": '{"a": '}, 422, "options are not valid JSON"),
     ({"plugin": "webhook", "name": "shop", "secret_env": "not a name"}, 400, "is not an environment variable"),
-    ({"plugin": "webhook", "name": "shop", "options": 'reply_url = "file:///etc/passwd"'}, 422, "reply_url"),
+    ({"plugin": "discourse", "name": "shop", "options": 'reply_url = "file:///etc/passwd"'}, 422, "reply_url"),
+    ({"plugin": "webhook", "name": "shop", "options": 'text_feild = "body"'}, 400, "takes no option 'text_feild'"),
 ])
 def test_channel_refused_input_rerendered(admin: Admin, form: dict[str, str], status: int, message: str) -> None:
     client = admin.client()

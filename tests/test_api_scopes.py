@@ -51,6 +51,16 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/api/v1/channels", None, ADMIN),
     ("POST", "/api/v1/channels", {"name": "survey", "plugin": "no-such-plugin"}, ADMIN),
     ("DELETE", "/api/v1/channels/{name}", None, ADMIN),
+    ("GET", "/api/v1/channels/{name}/vitality", None, EVERYONE_WHO_READS),
+    ("GET", "/api/v1/themes/{theme_id}/champions", None, EVERYONE_WHO_READS),
+    ("POST", "/api/v1/themes/{theme_id}/champions/{pseudonym}/invitations", {"kind": "beta"}, PM),
+    ("POST", "/api/v1/themes/{theme_id}/champions/{pseudonym}/invitations/answer", {"answer": "accepted"}, PM),
+    ("GET", "/api/v1/champions/invitation-template", None, EVERYONE_WHO_READS),
+    ("PUT", "/api/v1/champions/invitation-template", {"template": "Join our $kind on $theme: $link"}, PM),
+    ("GET", "/api/v1/themes/{theme_id}/publication", None, EVERYONE_WHO_READS),
+    ("PUT", "/api/v1/themes/{theme_id}/publication", {"title": "Faster exports", "asked": "Exports time out",
+                                                       "done": "Exports stream now"}, PM),
+    ("DELETE", "/api/v1/themes/{theme_id}/publication", None, PM),
     ("GET", "/api/v1/rules", None, ADMIN),
     ("POST", "/api/v1/rules/validate", {"source": RULES}, ADMIN),
     ("PUT", "/api/v1/rules", {"source": RULES}, ADMIN),
@@ -79,7 +89,8 @@ def filled(template: str, loop: FeedbackLoop) -> str:
     with loop.session() as session:
         theme_id = session.scalars(select(Theme.id).order_by(Theme.id)).first()
         item_id = session.scalars(select(FeedbackItem.id).order_by(FeedbackItem.id)).first()
-    return template.format(theme_id=theme_id, item_id=item_id, delivery_id=999_999, name="no-such-channel")
+    return template.format(theme_id=theme_id, item_id=item_id, delivery_id=999_999, name="no-such-channel",
+                           pseudonym="no-such-author")
 
 
 def test_the_matrix_covers_every_api_route(scoped: tuple[FeedbackLoop, TestClient, Any]) -> None:

@@ -37,6 +37,7 @@ def test_cli_add_list_remove(cli_env: str) -> None:
     (["channels", "remove", "ghost"], "ghost"),
     # A mistyped option would be ignored without a word: the type's declared options are the only ones taken.
     (["channels", "add", "x", "--plugin", "discourse", "--option", "exclude_staf=true"], "no option 'exclude_staf'"),
+    (["channels", "add", "x", "--plugin", "discourse", "--option", "decline_weeks=1"], "decline_weeks"),
 ])
 def test_cli_bad_input_exits_2(cli_env: str, args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
@@ -74,3 +75,21 @@ def test_admin_api_needs_an_admin_key(client: TestClient, loop: FeedbackLoop) ->
         key = create_api_key(session, "reader", ["pm", "intake"])
     response = client.get("/api/v1/channels", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 403
+
+
+def test_every_channel_takes_the_decline_alert_options(cli_env: str) -> None:
+    added = runner.invoke(app, ["channels", "add", "forum", "--plugin", "discourse", "--option", "owner=community",
+                                "--option", "decline_weeks=4"])
+    assert added.exit_code == 0, added.output
+
+
+def test_cli_lists_channel_types_and_a_types_options_within_80_columns(cli_env: str) -> None:
+    listing = runner.invoke(app, ["channels", "types"], env={"COLUMNS": "80"})
+    assert listing.exit_code == 0, listing.output
+    assert all(name in listing.output for name in ("discourse", "slack", "feed", "reddit", "zendesk"))
+    assert "polled" in listing.output and max(map(len, listing.output.splitlines())) <= 80
+    options = runner.invoke(app, ["channels", "types", "discourse"], env={"COLUMNS": "80"})
+    assert options.exit_code == 0 and "exclude_staff" in options.output and "tier_field" in options.output
+    assert max(map(len, options.output.splitlines())) <= 80
+    unknown = runner.invoke(app, ["channels", "types", "nosuch"])
+    assert unknown.exit_code == 2 and "nosuch" in unknown.output

@@ -79,7 +79,8 @@ def clear_sent() -> Iterator[None]:
 
 def test_hook_register_channel_types() -> None:
     pm = make_plugin_manager(load_installed=False)
-    built_in = {"webhook", "discourse", "github"}
+    built_in = {"webhook", "discourse", "github", "slack", "teams", "zendesk", "intercom", "feed", "app_store",
+                "reddit", "mastodon"}
     assert set(channel_types(pm)) == built_in
     pm.register(throwaway)
     types = channel_types(pm)

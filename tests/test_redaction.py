@@ -48,3 +48,18 @@ def test_stored_and_listed_text_is_redacted(client, auth) -> None:  # type: igno
     assert "DE89370400440532013000" not in listed["text"]
     assert "a.b@example.com" not in listed["text"] and "a.b@example.com" not in str(listed)
     assert "555-0143" not in listed["text"]
+
+
+def test_a_thread_reference_keeps_its_long_ids_while_other_metadata_is_redacted() -> None:
+    from core.types import ItemDraft
+    from plugins.redaction import redact_item
+
+    # 4111111111111111 passes the card check: as a thread id it is a reference, elsewhere it is a card.
+    draft = ItemDraft(text="x", metadata={"thread": "conversation-4111111111111111",
+                                          "note": "card 4111111111111111", "thread_owner": "jane@example.com"})
+    redact_item(item=draft, settings=None)  # type: ignore[arg-type]
+    assert draft.metadata["thread"] == "conversation-4111111111111111"
+    assert "4111111111111111" not in draft.metadata["note"] and "jane" not in draft.metadata["thread_owner"]
+    spoken = ItemDraft(text="x", metadata={"thread": "call me on jane@example.com"})
+    redact_item(item=spoken, settings=None)  # type: ignore[arg-type]
+    assert "jane@example.com" not in spoken.metadata["thread"]

@@ -154,3 +154,18 @@ def test_failed_transaction_keeps_what_was_stored(any_loop: FeedbackLoop) -> Non
         raise RuntimeError("crash mid-transaction")
     with any_loop.session() as session:
         assert [i.text_original for i in session.scalars(select(FeedbackItem))] == ["kept"]
+
+
+def test_a_time_with_an_offset_is_stored_as_the_same_moment(any_loop: FeedbackLoop) -> None:
+    """SQLite keeps a datetime's wall-clock digits: 10:00-07:00 must come back as 17:00 UTC, not 10:00."""
+    from datetime import UTC, datetime
+
+    from core.clock import aware, parse_timestamp
+
+    written = parse_timestamp("2026-03-01T10:00:00-07:00")
+    with any_loop.session() as session:
+        ingest(any_loop, session, [ItemDraft(text="sync drops my edits", external_id="t1", created_at=written,
+                                             updated_at=written)])
+    with any_loop.session() as session:
+        item = session.scalars(select(FeedbackItem)).one()
+        assert aware(item.created_at) == aware(item.source_updated_at) == datetime(2026, 3, 1, 17, tzinfo=UTC)

@@ -42,7 +42,8 @@ CHANGES = ("update", "deactivate", "reactivate", "sign_out")
 ROLE_HELP = {"admin": "everything, and these admin pages", "pm": "reviews themes: every theme action, triage",
              "owner": "works their team's inbox; reads the rest", "viewer": "reads only"}
 SCOPE_HELP = {"admin": "everything, including channels and rules", "pm": "theme work, retries, the dry run",
-              "intake": "posts feedback only", "read": "reads feedback, themes and deliveries"}
+              "intake": "posts feedback only", "read": "reads feedback, themes and deliveries",
+              "metrics": "scrapes /metrics only (Prometheus)"}
 MAX_FIELD_CHARS = 320
 
 

@@ -21,8 +21,10 @@ from starlette.datastructures import FormData, QueryParams
 
 from api.deps import LoopDep, SessionDep
 from api.inputs import ThemeIdPath
+from api.pages.champions import champions_context
 from api.pages.charts import timeline_svg
 from api.pages.common import CheckedForm, EditorUser, PageUser, form_ids, form_text, render, see_other
+from api.pages.public import publication_context
 from core.errors import InvalidInput
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Owner, Theme
@@ -170,6 +172,8 @@ def theme_page(theme_id: ThemeIdPath, request: Request, current: PageUser, sessi
         "statuses": [s.value for s in ThemeStatus if s not in INACTIVE_STATUSES], "owners": owners,
         "pick": pick, "picker": picker, "done": done, "undo_id": undo_id, "suggestions": suggestions,
         "moved": moved or [], "source": source,
+        **champions_context(loop, session, theme.id),  # the "Champions" section (api/pages/champions.py)
+        **publication_context(loop, session, theme),  # the "you said, we did" form (api/pages/public.py)
         "source_label": get_theme(session, source).label if suggestions is not None and source else ""},
         session=session)
 

@@ -6,13 +6,18 @@ A key holds one or more scopes. Permission matrix (``/api/v1``; the webhooks, tr
 
     scope   may
     ------  -----------------------------------------------------------------------------------------
-    read    GET /feedback, GET /themes, GET /themes/{id}, GET /deliveries, GET /loop/reply-template
+    read    GET /feedback, GET /themes, GET /themes/{id}, GET /deliveries, GET /loop/reply-template,
+            GET /channels/{name}/vitality, GET /themes/{id}/champions, GET /champions/invitation-template,
+            GET /themes/{id}/publication
     pm      everything read may, and the product manager's work: PATCH /themes/{id},
             POST /themes/{id}/merge, /themes/{id}/split, /feedback/{id}/move, /feedback/{id}/pin,
-            POST /deliveries/{id}/retry, GET /routing/dry-run, PUT /loop/reply-template
+            POST /deliveries/{id}/retry, GET /routing/dry-run, PUT /loop/reply-template,
+            POST /themes/{id}/champions/{pseudonym}/invitations (and .../answer),
+            PUT /champions/invitation-template, PUT and DELETE /themes/{id}/publication
     intake  POST /feedback only: to the channels the key is bound to, or to any API channel when unbound
     admin   everything above (POST /feedback to any API channel), and GET/POST/DELETE /channels,
             GET/PUT /rules, POST /rules/validate; keys themselves are made with ``feedbackloop keys``
+    metrics GET /metrics only (for a Prometheus scraper: queue depths and channel names, nothing else)
 
 ``GET /rules`` is admin-only: the rules file carries ``target_options`` (chat webhook URLs, which are
 credentials in themselves); product managers see who gets what, and by which rule, in the dry run.
@@ -38,13 +43,14 @@ from core.intake.api_channels import API_CHANNEL
 from core.models import ApiKey
 from core.settings import Settings
 
-SCOPES = ("admin", "pm", "intake", "read")
+SCOPES = ("admin", "pm", "intake", "read", "metrics")
 # What holding a scope lets a caller do, as the scopes it stands in for.
 GRANTS: dict[str, frozenset[str]] = {
     "admin": frozenset(SCOPES),
     "pm": frozenset({"pm", "read"}),
     "intake": frozenset({"intake"}),
     "read": frozenset({"read"}),
+    "metrics": frozenset({"metrics"}),
 }
 LEGACY_ROLE_SCOPES = {"admin": ("admin",), "member": ("pm", "intake")}
 # The name audit entries give the FEEDBACKLOOP_ADMIN_KEY; stored keys may not take it.

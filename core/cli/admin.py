@@ -18,7 +18,7 @@ from core.plugin_manager import list_plugins
 from core.settings import get_settings
 
 SCOPE_HELP = ("Repeatable: read (GET feedback, themes, deliveries), pm (read + theme review, retries, dry run, "
-              "reply template), intake (POST /api/v1/feedback), admin (everything).")
+              "reply template), intake (POST /api/v1/feedback), admin (everything), metrics (GET /metrics only).")
 
 
 def plugins() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -12,14 +12,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.audit import cli_actor, record
+from core.community.decline_options import VITALITY_OPTIONS, decline_settings
 from core.errors import FeedbackloopError
 from core.intake.impact import IMPACT_OPTIONS, ImpactConfigError, apply_impact, check_options
 from core.intake.ingest import IngestReport, delete_items, ingest, restore_items, validate
+from core.intake.poll_options import check_poll_options
 from core.loop import FeedbackLoop
 from core.models import Channel, WebhookDelivery
 from core.outbound import OutboundRefused, check_destination_options
 from core.secrets import SecretEnvRefused, check_secret_env, named_secret
-from core.types import ChannelType, IntakeResult, WebhookRejected, WebhookRequest
+from core.types import ChannelType, IntakeResult, WebhookAnswer, WebhookRejected, WebhookRequest
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -37,7 +39,8 @@ class ChannelError(FeedbackloopError):
 
 
 # Options any channel takes besides its type's own; a polled type also takes its pace.
-COMMON_OPTIONS = {**IMPACT_OPTIONS, "internal": "true: the items come from the company's own people"}
+COMMON_OPTIONS = {**IMPACT_OPTIONS, **VITALITY_OPTIONS,
+                  "internal": "true: the items come from the company's own people"}
 POLL_OPTIONS = {"interval_s": "seconds between two polls (the type's default otherwise)"}
 
 
@@ -67,6 +70,8 @@ def add_channel(loop: FeedbackLoop, session: Session, name: str, plugin: str, se
     if secret_env is not None and not ENV_NAME.match(secret_env):
         raise ChannelError(f"--secret-env {secret_env!r} is not an environment variable name")
     check_known_options(loop.channel_types[plugin], options or {})
+    check_poll_options(loop.channel_types[plugin], options or {})  # a feed without a url, a bad pace
+    decline_settings(options or {})  # the decline alert's owner and weeks
     try:
         check_options(options or {})
     except ImpactConfigError as error:
@@ -104,6 +109,13 @@ class WebhookOutcome:
     ignored: str | None
     report: IngestReport | None
     redelivery: bool = False
+    # The body the sender's protocol requires instead of feedbackloop's own (IntakeResult.answer).
+    answer: WebhookAnswer | None = None
+
+
+def with_answer(outcome: WebhookOutcome, result: IntakeResult) -> WebhookOutcome:
+    """The outcome carrying the answer the plugin asked for, if any (stored, redelivered or ignored alike)."""
+    return outcome if result.answer is None else replace(outcome, answer=result.answer)
 
 
 @dataclass(frozen=True)
@@ -148,8 +160,11 @@ def prepare_delivery(loop: FeedbackLoop, config: ChannelConfig, headers: Mapping
     if carried > MAX_DELIVERY_ITEMS:
         raise WebhookRejected(413, f"the delivery carries {carried} items and deletions; the limit is "
                                    f"{MAX_DELIVERY_ITEMS} per delivery (send them in several)")
+    internal = str(config.options.get("internal", "")).strip().lower() in {"1", "true", "yes", "on"}
     for item in result.items:
         item.channel = config.name
+        if internal:  # the channel option marks every item as staff feedback, whatever the plugin said
+            item.metadata["internal"] = True
     validate(result.items)
     try:
         apply_impact(result.items, config.options)
@@ -180,8 +195,8 @@ def receive_webhook(loop: FeedbackLoop, channel_name: str, headers: Mapping[str,
     config = channel_config(loop, channel_name)
     result = prepare_delivery(loop, config, headers, body)
     if result.ignored is not None:
-        return WebhookOutcome(ignored=result.ignored, report=None)
-    return store_with_retries(loop, config.name, result)
+        return WebhookOutcome(ignored=result.ignored, report=None, answer=result.answer)
+    return with_answer(store_with_retries(loop, config.name, result), result)
 
 
 def store_delivery(loop: FeedbackLoop, session: Session, channel: str, result: IntakeResult) -> WebhookOutcome:

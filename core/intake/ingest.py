@@ -171,7 +171,7 @@ def draft_row(draft: ItemDraft, channel: str, external_id: str, author_pseudonym
     return {
         "channel": channel, "external_id": external_id, "author_pseudonym": author_pseudonym,
         "text_original": draft.text, "text_redacted": shown_text(draft), "url": draft.url,
-        "created_at": draft.created_at or now, "received_at": now, "updated_at": now,
+        "created_at": aware(draft.created_at) or now, "received_at": now, "updated_at": now,
         "source_updated_at": aware(draft.updated_at),
         "metadata_json": dict(draft.metadata), "kind": draft.kind, "sentiment": draft.sentiment,
         "content_hash": digest, "customer_tier": draft.customer_tier, "account_value": draft.account_value,
