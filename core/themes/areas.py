@@ -99,7 +99,8 @@ def area_views(session: Session) -> list[AreaView]:
                                                    Theme.area_id.is_not(None))
     themes_of: dict[int, list[int]] = defaultdict(list)
     for theme_id, area_id in session.execute(active):
-        themes_of[area_id].append(theme_id)
+        if area_id is not None:
+            themes_of[area_id].append(theme_id)
     volume = {theme_id: int(count) for theme_id, count in session.execute(
         select(ThemeMembership.theme_id, func.count()).group_by(ThemeMembership.theme_id))}
     signals = theme_signals(session, sorted(t for ids in themes_of.values() for t in ids))
