@@ -70,6 +70,20 @@ class ThemePublic(BaseModel):
     kinds: dict[str, int]
     channels: dict[str, int]
     quotes: list[str]
+    area_id: int | None = Field(default=None, description="The theme's area (GET /api/v1/areas); null before "
+                                                            "the first clustering that grouped it.")
+    area_label: str | None = None
+
+
+class AreaPublic(BaseModel):
+    id: int
+    label: str
+    keywords: list[str]
+    themes: int = Field(description="How many active themes the area holds.")
+    volume: int = Field(description="Items in the area's active themes.")
+    share_of_voice: float = Field(description="The area's items as a share of all items.")
+    trend: float = Field(description="Items in the last hour against what the week before predicts "
+                                     "(+1 smoothed; 1.0 is steady), over the area's items together.")
 
 
 class ThemeDetail(ThemePublic):
@@ -83,6 +97,8 @@ class ThemeUpdate(BaseModel):
     status: str | None = Field(default=None, max_length=32, description="A theme status: new, triaged, planned, "
                                                                          "in_progress, done, declined, ignored.")
     owner: str | None = Field(default=None, min_length=1, max_length=128)
+    area_id: RowId | None = Field(default=None, description="Move the theme into this area (GET /api/v1/areas); "
+                                                            "later re-clusterings keep it there.")
 
 
 class ThemeMerge(BaseModel):

@@ -7,7 +7,9 @@ Corpora: Banking77 test (77 intents) and the four short-text benchmarks in ../sh
 (0) to keep the run short on a 2-core machine. Reported per corpus: true K, themes found, NMI / ARI of the
 shipped clusterer, and k-means told the true K (BERTopic defaults with --bertopic: slow). The number of
 categories is never given to our clusterer. MiniLM embeddings are cached under /tmp/grain.
-Results go into the "Theme grain (issue 18)" section of bench/RESULTS.md.
+The area level (clustering/areas.py: the themes grouped, the count found) is scored beside the themes; its
+seconds are the grouping's alone, on top of the themes'. Results go into the "Theme grain (issue 18)"
+section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.cluster_bench import DEFAULT_DATA, run_bertopic, score  # noqa: E402
+from clustering.areas import ThemeAreaGrouper  # noqa: E402
 from clustering.spectral import SpectralThemeClusterer  # noqa: E402
 
 GENERALITY = ROOT.parent / "shared" / "data" / "generality"
@@ -85,13 +88,21 @@ def main() -> None:
     parser.add_argument("--bertopic", action="store_true", help="also run BERTopic defaults (slow)")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
     args = parser.parse_args()
+    themes_of: dict[int, np.ndarray] = {}  # the themes of the corpus at hand, for the area level
+
+    def themes(texts: list[str], vectors: np.ndarray, k: int) -> np.ndarray:
+        themes_of[id(vectors)] = SpectralThemeClusterer().fit_predict(vectors)
+        return themes_of[id(vectors)]
+
     methods: dict[str, Callable[[list[str], np.ndarray, int], np.ndarray]] = {
-        "feedbackloop": lambda t, v, k: SpectralThemeClusterer().fit_predict(v),
+        "feedbackloop themes": themes,
+        "feedbackloop areas": lambda t, v, k: ThemeAreaGrouper().fit_predict(v, themes_of[id(v)]),
         "k-means, true K": lambda t, v, k: KMeans(k, n_init=3, random_state=0).fit_predict(v),
     }
     if args.bertopic:
         methods["BERTopic"] = lambda t, v, k: run_bertopic(t, v)[0]
-    header = "| corpus | rows | true K | " + " | ".join(f"{m}: NMI / ARI (themes, seconds)" for m in methods) + " |"
+    header = ("| corpus | rows | true K | " + " | ".join(f"{m}: NMI / ARI (groups, seconds)" for m in methods)
+              + " |")
     lines = [header, "|" + "---|" * (3 + len(methods))]
     for name, (texts, truth, vectors) in corpora(args.rows).items():
         cells = []

@@ -1,16 +1,26 @@
-"""The theme pipeline: small swappable stages (clusterer, labeller) over precomputed embeddings."""
+"""The theme pipeline: small swappable stages (clusterer, labeller, area grouper) over precomputed embeddings."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from clustering.base import Clusterer, Embeddings, Labeller, Labels
+from clustering.areas import ThemeAreaGrouper
+from clustering.base import UNTHEMED, Clusterer, Embeddings, Labeller, Labels
 from clustering.labels import ThemeLabel, ThemeLabeller
 from clustering.spectral import SpectralThemeClusterer
 from clustering.vectors import unit
+
+
+class AreaGrouper(Protocol):
+    """Groups themes into areas: ``fit(X, theme_labels)`` sets ``area_of_theme_`` ({theme: area})."""
+
+    area_of_theme_: dict[int, int]
+
+    def fit(self, X: Embeddings, y: Labels, /) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -18,15 +28,25 @@ class ThemeResult:
     labels: Labels
     themes: dict[int, ThemeLabel]
     centroids: dict[int, Embeddings]
+    # The second level: {theme: area} and each area's name, keywords and quotes.
+    area_of_theme: dict[int, int] = field(default_factory=dict)
+    areas: dict[int, ThemeLabel] = field(default_factory=dict)
+
+    def area_labels(self) -> Labels:
+        """One area per row, ``UNTHEMED`` (-1) where the row has no theme."""
+        return np.asarray([self.area_of_theme.get(int(t), UNTHEMED) for t in self.labels.tolist()], dtype=np.int64)
 
 
 class ThemePipeline:
-    """Cluster, then label. ``None`` for a stage: the default one (``SpectralThemeClusterer``,
-    ``ThemeLabeller``); the vectorizer behind the keywords is the labeller's, so swap it there."""
+    """Cluster, label, group into areas, label the areas. ``None`` for a stage: the default one
+    (``SpectralThemeClusterer``, ``ThemeLabeller``, ``ThemeAreaGrouper``); the vectorizer behind the keywords
+    is the labeller's, so swap it there. Areas are named by the same labeller as themes."""
 
-    def __init__(self, clusterer: Clusterer | None = None, labeller: Labeller | None = None) -> None:
+    def __init__(self, clusterer: Clusterer | None = None, labeller: Labeller | None = None,
+                 grouper: AreaGrouper | None = None) -> None:
         self.clusterer: Clusterer = clusterer or SpectralThemeClusterer()
         self.labeller: Labeller = labeller or ThemeLabeller()
+        self.grouper: AreaGrouper = grouper or ThemeAreaGrouper()
 
     def run(self, texts: Sequence[str], embeddings: Embeddings) -> ThemeResult:
         if len(texts) != len(embeddings):
@@ -34,4 +54,11 @@ class ThemePipeline:
         labels = self.clusterer.fit_predict(embeddings) if len(texts) else np.zeros(0, dtype=np.int64)
         themes = self.labeller.label(texts, embeddings, labels)
         centroids = {theme: unit(embeddings[labels == theme].mean(axis=0)).astype(np.float32) for theme in themes}
-        return ThemeResult(labels=labels, themes=themes, centroids=centroids)
+        area_of_theme: dict[int, int] = {}
+        if themes:
+            self.grouper.fit(embeddings, labels)
+            area_of_theme = {theme: area for theme, area in self.grouper.area_of_theme_.items() if theme in themes}
+        result = ThemeResult(labels=labels, themes=themes, centroids=centroids, area_of_theme=area_of_theme)
+        areas = self.labeller.label(texts, embeddings, result.area_labels()) if area_of_theme else {}
+        return ThemeResult(labels=labels, themes=themes, centroids=centroids, area_of_theme=area_of_theme,
+                           areas=areas)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -65,6 +66,18 @@ class FeedbackItem(Base):
     membership: Mapped[ThemeMembership | None] = relationship(back_populates="item", uselist=False)
 
 
+class Area(Base):
+    """A group of themes (a product area, a topic); its id is stable across re-clustering."""
+
+    __tablename__ = "areas"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(256))
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    label_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
 class Theme(Base):
     """A group of items about one thing; its id is stable across re-clustering."""
 
@@ -81,12 +94,16 @@ class Theme(Base):
     centroid: Mapped[bytes | None] = mapped_column(LargeBinary)
     # How close a typical member is to the centroid: a new item must be about as close to join at once.
     radius: Mapped[float | None] = mapped_column(Float)
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"), index=True)
+    # Set when a person moved the theme into its area: re-clustering keeps it there.
+    area_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     owner: Mapped[Owner | None] = relationship()
     memberships: Mapped[list[ThemeMembership]] = relationship(back_populates="theme")
     merged_into: Mapped[Theme | None] = relationship(remote_side=[id])
+    area: Mapped[Area | None] = relationship()
 
 
 class ThemeMembership(Base):

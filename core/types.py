@@ -225,6 +225,9 @@ class ThemeView:
     trend: float | None = None
     anomaly_score: float | None = None
     metadata_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # The theme's area (a product area, a topic): None before the first clustering that grouped it.
+    area_id: int | None = None
+    area_label: str | None = None
 
     @property
     def dominant_kind(self) -> str | None:

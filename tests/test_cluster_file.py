@@ -38,13 +38,17 @@ def test_output_keeps_columns_adds_theme_and_is_deterministic(loop: FeedbackLoop
     cluster_csv(loop, source, "comment", tmp_path / "out2.csv")
     rows = read(tmp_path / "out1.csv")
     assert (tmp_path / "out1.csv").read_bytes() == (tmp_path / "out2.csv").read_bytes()
-    assert list(rows[0]) == ["id", "comment", "segment", "theme_id", "theme_label"]
+    assert list(rows[0]) == ["id", "comment", "segment", "theme_id", "theme_label", "area_id", "area_label"]
     assert len(rows) == 61 and rows[-1]["theme_id"] == "-1"
+    assert rows[-1]["area_id"] == "-1" and rows[-1]["area_label"] == ""
     themed = [r for r in rows if r["theme_id"] != "-1"]
     assert len({r["theme_id"] for r in themed}) == 4
     for row in themed:  # every theme is one topic, and its label names it
         same = {r["comment"].split(" number")[0] for r in themed if r["theme_id"] == row["theme_id"]}
         assert len(same) == 1 and row["theme_label"]
+        assert row["area_id"] != "-1" and row["area_label"]
+        # A theme sits in one area.
+        assert len({r["area_id"] for r in themed if r["theme_id"] == row["theme_id"]}) == 1
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -75,6 +75,7 @@ def summarise(action: str, details: dict[str, Any]) -> str:
         "rename": lambda: f"“{get('from')}” → “{get('to')}”",
         "set_status": lambda: f"{get('from')} → {get('to')}",
         "set_owner": lambda: f"{get('from') or 'nobody'} → {get('to')}",
+        "set_area": lambda: f"area {get('from') or '–'} → area {get('to')}",
         "assign_owner": lambda: f"{get('owner')} (rule {get('rule')})",
         "merge": lambda: f"into theme {get('into', get('target'))}, {_count(get('items'))} items",
         "split": lambda: f"{_count(get('items'))} items into new theme {get('new_theme')}",

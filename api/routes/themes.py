@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -9,9 +10,10 @@ from api.deps import LoopDep, PmKey, ReadKey, SessionDep
 from api.errors import API_ERRORS, error_responses
 from api.inputs import ItemIdPath, Offset, ThemeIdPath
 from api.routes.feedback import public_item
-from api.schemas import ItemPlacement, ThemeDetail, ThemeMerge, ThemePublic, ThemeSplit, ThemeUpdate
+from api.schemas import AreaPublic, ItemPlacement, ThemeDetail, ThemeMerge, ThemePublic, ThemeSplit, ThemeUpdate
 from core.intake.queries import ItemFilter, list_items
 from core.loop import FeedbackLoop
+from core.themes.areas import area_views
 from core.themes.review import merge_themes, move_item, split_theme, update_theme
 from core.themes.views import get_theme, theme_view, theme_views
 from core.types import ThemeView
@@ -25,7 +27,15 @@ def public_theme(view: ThemeView) -> ThemePublic:
     return ThemePublic(id=view.id, label=view.label, keywords=view.keywords, status=view.status,
                        owner=view.owner, volume=view.volume, share_of_voice=view.share_of_voice,
                        mean_sentiment=view.mean_sentiment, kinds=dict(view.kinds),
-                       channels=dict(view.channels), quotes=view.quotes)
+                       channels=dict(view.channels), quotes=view.quotes, area_id=view.area_id,
+                       area_label=view.area_label)
+
+
+@router.get("/areas", operation_id="list_areas")
+def list_areas(session: SessionDep, _caller: ReadKey) -> list[AreaPublic]:
+    """Areas (groups of themes: a product area, a topic) that hold an active theme, largest first, with
+    their volume, share of voice and trend; each theme in /themes names its area."""
+    return [AreaPublic(**asdict(view)) for view in area_views(session)]
 
 
 @router.get("/themes", operation_id="list_themes")
@@ -48,9 +58,10 @@ def get_theme_detail(theme_id: ThemeIdPath, session: SessionDep, _caller: ReadKe
 @router.patch("/themes/{theme_id}", operation_id="update_theme", responses=WRITE_ERRORS)
 def patch_theme(theme_id: ThemeIdPath, body: ThemeUpdate,
                 loop: LoopDep, session: SessionDep, caller: PmKey) -> ThemePublic:
-    """Rename a theme (the name then survives re-clustering), set its status, or pick its owner."""
+    """Rename a theme (the name then survives re-clustering), set its status, pick its owner, or move it into
+    another area (``area_id``; it then stays there through re-clustering)."""
     theme = update_theme(loop, session, theme_id, actor=caller.actor, label=body.label,
-                         status=body.status, owner=body.owner)
+                         status=body.status, owner=body.owner, area_id=body.area_id)
     return public_theme(theme_view(session, theme))
 
 

@@ -18,6 +18,7 @@ from core.demo import DEMO_RULES, demo_account, demo_drafts
 from core.intake.ingest import ingest
 from core.routing.plan import route
 from core.settings import get_settings
+from core.themes.areas import area_views
 from core.themes.build import recluster
 from core.themes.views import theme_views
 
@@ -61,8 +62,10 @@ def run(
     with loop.session() as session:
         cluster_report = recluster(loop, session)
     route_report = route(loop)
-    out.print(f"{cluster_report.themes} themes; {route_report.decided} routed to owners.")
+    out.print(f"{cluster_report.themes} themes in {cluster_report.areas} areas; {route_report.decided} routed to "
+              "owners.")
     with loop.session() as session:
+        out.print(tables.areas_table(area_views(session)))
         out.print(tables.themes_table(theme_views(session)))
     account = None
     if demo:

@@ -9,19 +9,35 @@ from rich.table import Table
 from core.models import Channel, Delivery
 from core.plugin_manager import PluginInfo
 from core.routing.plan import RoutingDecision
+from core.themes.areas import AreaView
 from core.types import ThemeView
+
+
+def areas_table(views: Sequence[AreaView]) -> Table:
+    """Areas with their figures; the themes table's "area" column gives each theme's area id."""
+    table = Table(title=f"{len(views)} areas")
+    table.add_column("area", justify="right", no_wrap=True)
+    table.add_column("name", ratio=1, min_width=24, no_wrap=True, overflow="ellipsis")
+    for column in ("themes", "items", "share", "trend"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for view in views:
+        table.add_row(str(view.id), view.label, str(view.themes), str(view.volume), f"{view.share_of_voice:.1%}",
+                      f"{view.trend:.2f}")
+    return table
 
 
 def themes_table(views: Sequence[ThemeView]) -> Table:
     table = Table(title=f"{len(views)} themes")
     table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("area", justify="right", no_wrap=True)
     table.add_column("theme", ratio=1, min_width=24, no_wrap=True, overflow="ellipsis")
     for column in ("items", "share", "sentiment"):
         table.add_column(column, justify="right", no_wrap=True)
     for column in ("kind", "owner", "status"):
         table.add_column(column, no_wrap=True)
     for view in views:
-        table.add_row(str(view.id), view.label, str(view.volume), f"{view.share_of_voice:.1%}",
+        table.add_row(str(view.id), str(view.area_id) if view.area_id is not None else "-", view.label,
+                      str(view.volume), f"{view.share_of_voice:.1%}",
                       f"{view.mean_sentiment:+.2f}", view.dominant_kind or "", view.owner or "-", view.status)
     return table
 

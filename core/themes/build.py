@@ -19,6 +19,7 @@ from core.community.item_metadata import not_a_staff_answer
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
+from core.themes.areas import write_areas
 from core.themes.suggestions import forbidden_themes
 from core.themes.views import final_theme, theme_view
 from core.types import MembershipSource
@@ -61,6 +62,7 @@ class ClusterReport:
     created: int
     kept: int
     unthemed: int
+    areas: int = 0
 
 
 def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
@@ -90,13 +92,14 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
         session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
     _archive_unkept(session, set(mapping.values()) | set(human.values()))
     session.flush()
+    areas = write_areas(session, result, mapping)
     for theme_id in created_ids:
         theme = session.get(Theme, theme_id)
         assert theme is not None
         loop.pm.hook.theme_created(theme=theme_view(session, theme))
     unthemed = int((result.labels < 0).sum())
     return ClusterReport(items=len(item_ids), themes=len(mapping), created=len(created_ids),
-                         kept=len(mapping) - len(created_ids), unthemed=unthemed)
+                         kept=len(mapping) - len(created_ids), unthemed=unthemed, areas=areas)
 
 
 def _embedded_items(session: Session) -> tuple[list[int], list[str], np.ndarray]:

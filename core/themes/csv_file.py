@@ -15,7 +15,8 @@ from core.themes.build import make_clusterer
 
 
 def cluster_csv(loop: FeedbackLoop, path: Path, text_column: str, output: Path) -> str:
-    """Write OUT.csv with every input column plus ``theme_id`` (-1 unthemed) and ``theme_label``."""
+    """Write OUT.csv with every input column plus ``theme_id`` (-1 unthemed), ``theme_label``, and the theme's
+    area: ``area_id`` (-1 unthemed) and ``area_label``."""
     import io
 
     text = read_text(path)
@@ -34,17 +35,23 @@ def cluster_csv(loop: FeedbackLoop, path: Path, text_column: str, output: Path) 
     texts = [(row.get(text_column) or "").strip() for row in rows]
     present = [index for index, value in enumerate(texts) if value]
     theme_ids = np.full(len(rows), UNTHEMED, dtype=np.int64)
+    area_ids = np.full(len(rows), UNTHEMED, dtype=np.int64)
     labels: dict[int, str] = {}
+    area_labels: dict[int, str] = {}
     if present:
         embeddings = loop.embedder.embed([texts[i] for i in present])
         result = ThemePipeline(make_clusterer(loop.settings)).run([texts[i] for i in present], embeddings)
         theme_ids[present] = result.labels
+        area_ids[present] = result.area_labels()
         labels = {theme: info.title for theme, info in result.themes.items()}
-    extra = [name for name in ("theme_id", "theme_label") if name not in header]
+        area_labels = {area: info.title for area, info in result.areas.items()}
+    extra = [name for name in ("theme_id", "theme_label", "area_id", "area_label") if name not in header]
     with output.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=header + extra)
         writer.writeheader()
-        for row, theme in zip(rows, theme_ids.tolist(), strict=True):
-            writer.writerow({**row, "theme_id": theme, "theme_label": labels.get(theme, "")})
+        for row, theme, area in zip(rows, theme_ids.tolist(), area_ids.tolist(), strict=True):
+            writer.writerow({**row, "theme_id": theme, "theme_label": labels.get(theme, ""), "area_id": area,
+                             "area_label": area_labels.get(area, "")})
     themed = int((theme_ids >= 0).sum())
-    return f"{len(rows)} rows, {len(labels)} themes, {len(rows) - themed} unthemed; wrote {output}"
+    return (f"{len(rows)} rows, {len(labels)} themes in {len(area_labels)} areas, {len(rows) - themed} unthemed; "
+            f"wrote {output}")

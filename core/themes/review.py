@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
 from core.loop import FeedbackLoop
-from core.models import AuditEntry, FeedbackItem, Owner, Theme, ThemeMembership
+from core.models import Area, AuditEntry, FeedbackItem, Owner, Theme, ThemeMembership
 from core.routing.plan import ensure_owner
 from core.themes.views import final_theme, theme_view
 from core.types import MembershipSource, ThemeStatus
@@ -100,11 +100,23 @@ def membership_rows(session: Session, item_ids: Iterable[int]) -> list[Membershi
     return rows
 
 
+def check_area(session: Session, area_id: int) -> Area:
+    area = session.get(Area, area_id)
+    if area is None:
+        raise ReviewError(f"no area with id {area_id}", status_code=404)
+    return area
+
+
 def update_theme(loop: FeedbackLoop, session: Session, theme_id: int, actor: str, *, label: str | None = None,
-                 status: str | None = None, owner: str | None = None) -> Theme:
+                 status: str | None = None, owner: str | None = None, area_id: int | None = None) -> Theme:
     theme = check_theme(session, theme_id)
     if status is not None:
         check_status(status)
+    if area_id is not None:
+        area = check_area(session, area_id)
+        _audit(session, actor, "set_area", theme, {"from": theme.area_id, "to": area.id,
+                                                   "area_locked_before": bool(theme.area_locked)})
+        theme.area_id, theme.area_locked = area.id, True  # a person's placement sticks through re-clustering
     if label is not None:
         new_label = check_label(label)
         _audit(session, actor, "rename", theme,

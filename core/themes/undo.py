@@ -1,13 +1,13 @@
 """Undoing a person's edit to a theme from the history: the change is reversed and a new "undo" entry says
 who undid it; the original entry keeps its actor and points at the undo (``undone_by_id``).
 
-What can be undone: ``rename``, ``set_status``, ``set_owner``, ``merge``, ``split``, ``move``, ``pin`` and
+What can be undone: ``rename``, ``set_status``, ``set_owner``, ``set_area``, ``merge``, ``split``, ``move``, ``pin`` and
 ``move_items`` entries written with what undoing needs (``core.themes.review``). Nothing else: an undo is
 not undone (make the change again instead), and an entry is undone once.
 
 An undo never overwrites a later change. It is refused (``Conflict``, saying what to undo first) when:
 
-- rename, status, owner: the theme's name, status or owner is no longer what the entry set (a later edit,
+- rename, status, owner, area: the theme's name, status, owner or area is no longer what the entry set (a later edit,
   a tracker's status, or the clustering changed it). Only the value counts: an entry whose value is back
   in place (changed and changed back) can be undone.
 - merge: the merged theme no longer points at its target, the target has itself been merged since, or a
@@ -50,6 +50,7 @@ REQUIRED_DETAILS = {
     "rename": ("from", "to", "label_locked_before"),
     "set_status": ("from", "to"),
     "set_owner": ("from_owner_id", "to_owner_id", "owner_created"),
+    "set_area": ("from", "to", "area_locked_before"),
     "merge": ("source", "target", "before", "status_before", "merged_into_before", "redirected"),
     "split": ("source", "new_theme", "before"),
     "move": ("to", "before"),
@@ -113,8 +114,8 @@ def _undoable_entry(session: Session, audit_id: int, lock: bool) -> AuditEntry:
 
 def _plan(session: Session, entry: AuditEntry) -> _Plan:
     planners: dict[str, Callable[[Session, AuditEntry], _Plan]] = {
-        "rename": _rename, "set_status": _set_status, "set_owner": _set_owner, "merge": _merge,
-        "split": _split, "move": _move, "pin": _move, "move_items": _move}
+        "rename": _rename, "set_status": _set_status, "set_owner": _set_owner, "set_area": _set_area,
+        "merge": _merge, "split": _split, "move": _move, "pin": _move, "move_items": _move}
     return planners[entry.action](session, entry)
 
 
@@ -145,6 +146,21 @@ def _rename(session: Session, entry: AuditEntry) -> _Plan:
     if not details["label_locked_before"]:
         lines.append("The clustering names it again at the next re-clustering")
     return _Plan(lines, apply)
+
+
+def _set_area(session: Session, entry: AuditEntry) -> _Plan:
+    details = entry.details
+    theme = _theme(session, entry.entity_id)
+    if theme.area_id != details["to"]:
+        raise Conflict(f"{quoted(theme.label)} is in area #{theme.area_id} now, not #{details['to']} as this "
+                       "entry left it; undo the later move first")
+
+    def apply(_loop: FeedbackLoop) -> dict[str, object]:
+        theme.area_id, theme.area_locked = details["from"], bool(details["area_locked_before"])
+        return {}
+
+    back = f"area #{details['from']}" if details["from"] is not None else "no area"
+    return _Plan([f"{quoted(theme.label)} goes back to {back}"], apply)
 
 
 def _set_status(session: Session, entry: AuditEntry) -> _Plan:

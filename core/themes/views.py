@@ -75,6 +75,7 @@ def theme_view(session: Session, theme: Theme) -> ThemeView:
         volume=volume, share_of_voice=volume / total if total else 0.0,
         mean_sentiment=mean if mean is not None else 0.0, kinds=dict(kinds), channels=dict(channels),
         quotes=list(theme.quotes or []), owner=theme.owner.name if theme.owner is not None else None,
+        area_id=theme.area_id, area_label=theme.area.label if theme.area is not None else None,
     )
 
 
@@ -92,4 +93,6 @@ def _view(theme: Theme, rows: list[tuple[float | None, str | None, str]], total:
         channels=dict(Counter(c for _, _, c in rows)),
         quotes=list(theme.quotes or []),
         owner=theme.owner.name if theme.owner is not None else None,
+        area_id=theme.area_id,
+        area_label=theme.area.label if theme.area is not None else None,
     )
