@@ -1,19 +1,25 @@
 """Refit plugins/sentiment_data/model.npz from the shipped training sentences (plugins/sentiment_data/*.txt).
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 python -m bench.sentiment_fit
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python -m bench.sentiment_fit [--candidate NAME]
 
-Only sentences written for this project are read (Apache-2.0); no evaluation set is used for fitting.
-Embeddings are cached in bench/.cache.
+Only sentences written for this project are read (Apache-2.0); no evaluation set is used for fitting or for
+choosing. The candidates in CANDIDATES are compared on a held-out fifth of those sentences (split by a hash of
+the text; a template and all its expansions fall on the same side); the best one is refitted on everything and
+saved, unless it is within one standard error of the incumbent (``choose``). Embeddings are cached in
+bench/.cache.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from plugins.sentiment_model import SENTIMENTS, WEIGHTS
+from plugins.sentiment_model import SENTIMENTS, WEIGHTS, Classifier, vader_scores
 
 DATA = Path(__file__).resolve().parent.parent / "plugins" / "sentiment_data"
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -21,72 +27,194 @@ LABELS = {"neg": "negative", "neu": "neutral", "pos": "positive"}
 KINDS = ("complaint", "idea", "praise", "question")
 # Hand-written sentences count more than the ones expanded from templates (26 topics each).
 HAND_WEIGHT, TEMPLATE_WEIGHT = 2.0, 0.3
-VADER_SCALE = 1.0
-C = 0.5  # chosen on tweeteval_val.csv (0.635 there against 0.628 with C = 1); the test split is only measured
+HELD_OUT_SHARE = 0.2
 
 
-def training_rows() -> list[tuple[str, str, str, float]]:
-    """(text, sentiment, kind or "-", weight) from sentences.txt and templates.txt."""
+@dataclass(frozen=True)
+class Row:
+    text: str
+    sentiment: str
+    kind: str  # "-" when the sentence is no piece of feedback
+    weight: float
+    group: str  # rows of one group (a template's expansions) are held out together
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to fit the sentiment classifier (the kind classifier is always the LR below)."""
+
+    hidden: int = 0  # 0: logistic regression, else one ReLU layer of this width
+    c: float = 0.5  # inverse regularisation (LR); the MLP's alpha is 1 / (c * rows)
+    balanced: bool = False  # weight the classes to equal total weight
+    vader_scale: float = 1.0  # VADER's four scores are multiplied by this: a larger one is regularised less
+    neutral_share: float | None = None  # reweight: neutral gets this share of the weight, the others equal shares
+
+
+CANDIDATES = {
+    "lr-c0.5": Candidate(),
+    "lr-c0.25": Candidate(c=0.25),
+    "lr-c1": Candidate(c=1.0),
+    "lr-c0.5-balanced": Candidate(balanced=True),
+    "mlp-32": Candidate(hidden=32, c=0.5),
+    "lr-c0.5-vader3": Candidate(vader_scale=3.0),
+    "lr-c0.5-vader10": Candidate(vader_scale=10.0),
+    "lr-c0.5-neutral-half": Candidate(neutral_share=0.5),
+}
+
+
+def _lines(name: str) -> list[str]:
+    return [line for line in (DATA / name).read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def training_rows() -> list[Row]:
+    """Rows of sentences.txt (label|kind|text), general.txt (label|text) and templates.txt (expanded)."""
     rows = []
-    for line in (DATA / "sentences.txt").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            label, kind, text = line.split("|", 2)
-            rows.append((text, LABELS[label], kind, HAND_WEIGHT))
+    for line in _lines("sentences.txt"):
+        label, kind, text = line.split("|", 2)
+        rows.append(Row(text, LABELS[label], kind, HAND_WEIGHT, text))
+    for line in _lines("general.txt"):
+        label, text = line.split("|", 1)
+        rows.append(Row(text, LABELS[label], "-", HAND_WEIGHT, text))
     topics: list[str] = []
-    for line in (DATA / "templates.txt").read_text(encoding="utf-8").splitlines():
+    for line in _lines("templates.txt"):
         if line.startswith("@topics|"):
             topics = line.split("|")[1:]
-        elif line.strip() and not line.startswith("#"):
-            label, kind, template = line.split("|", 2)
-            for topic in topics:
-                text = template.replace("{t}", topic)
-                rows.append((text[0].upper() + text[1:], LABELS[label], kind, TEMPLATE_WEIGHT))
+            continue
+        label, kind, template = line.split("|", 2)
+        for topic in topics:
+            text = template.replace("{t}", topic)
+            rows.append(Row(text[0].upper() + text[1:], LABELS[label], kind, TEMPLATE_WEIGHT, template))
     return rows
 
 
+def held_out(row: Row) -> bool:
+    return int(hashlib.sha256(row.group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < HELD_OUT_SHARE
+
+
 def embed_cached(texts: list[str], tag: str) -> np.ndarray:
-    """MiniLM embeddings of ``texts`` (the plugin's embedder), cached by a digest of the texts."""
+    """MiniLM embeddings of ``texts`` (the plugin's embedder), cached per text so that new sentences alone are
+    embedded."""
     from plugins.sentiment_model import _embedder
 
-    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    path = CACHE / f"{tag}-{digest}.npy"
+    path = CACHE / f"{tag}-by-text.npz"
+    cached: dict[str, np.ndarray] = {}
     if path.exists():
-        return np.load(path)
-    CACHE.mkdir(exist_ok=True)
-    vectors = np.asarray(_embedder().embed(texts), dtype=np.float32)
-    np.save(path, vectors)
-    return vectors
+        with np.load(path) as data:
+            cached = dict(zip((str(key) for key in data["keys"]), data["vectors"], strict=True))
+    keys = [hashlib.sha256(text.encode()).hexdigest()[:24] for text in texts]
+    missing = sorted({key: text for key, text in zip(keys, texts, strict=True) if key not in cached}.items())
+    if missing:
+        vectors = np.asarray(_embedder().embed([text for _, text in missing]), dtype=np.float32)
+        cached.update(zip((key for key, _ in missing), vectors, strict=True))
+        CACHE.mkdir(exist_ok=True)
+        np.savez(path, keys=np.array(list(cached)), vectors=np.vstack(list(cached.values())))
+    return np.vstack([cached[key] for key in keys]).astype(np.float32)
 
 
-def vader_features(texts: list[str]) -> np.ndarray:
-    from plugins.sentiment import SENTIMENT_PREFIX_CHARS, _analyzer
-
-    rows = []
-    for text in texts:
-        polarity = _analyzer().polarity_scores(text[:SENTIMENT_PREFIX_CHARS])
-        rows.append([polarity["compound"], polarity["pos"], polarity["neg"], polarity["neu"]])
-    return np.asarray(rows, dtype=np.float32) * VADER_SCALE
+def features_of(texts: list[str], tag: str) -> np.ndarray:
+    return np.hstack([embed_cached(texts, tag), vader_scores(texts)])
 
 
-def fit(path: Path = WEIGHTS) -> dict[str, int]:
+def _layers(model: Any, vader_scale: float = 1.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weights (out, in), bias) per layer, for a fitted LogisticRegression or MLPClassifier; the candidate's
+    VADER scale is folded into the first layer, so the shipped model reads unscaled features."""
+    if hasattr(model, "coefs_"):
+        layers = [(w.T.astype(np.float32), b.astype(np.float32))
+                  for w, b in zip(model.coefs_, model.intercepts_, strict=True)]
+    else:
+        layers = [(model.coef_.astype(np.float32), model.intercept_.astype(np.float32))]
+    layers[0][0][:, -4:] *= vader_scale
+    return layers
+
+
+def scaled(features: np.ndarray, candidate: Candidate) -> np.ndarray:
+    """The features with VADER's four scores (the last columns) multiplied by the candidate's scale."""
+    return np.hstack([features[:, :-4], features[:, -4:] * candidate.vader_scale])
+
+
+def fit_classifier(candidate: Candidate, features: np.ndarray, labels: list[int], weights: np.ndarray) -> Any:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
 
+    features = scaled(features, candidate)
+    if candidate.balanced or candidate.neutral_share is not None:
+        counts = {label: weights[np.array(labels) == label].sum() for label in set(labels)}
+        neutral = SENTIMENTS.index("neutral")
+        share = {label: 1 / len(counts) for label in counts}
+        if candidate.neutral_share is not None:
+            share = {label: candidate.neutral_share if label == neutral else
+                     (1 - candidate.neutral_share) / (len(counts) - 1) for label in counts}
+        weights = weights * np.array([share[label] * sum(counts.values()) / counts[label] for label in labels])
+    if candidate.hidden:
+        mlp = MLPClassifier(hidden_layer_sizes=(candidate.hidden,), alpha=1.0 / (candidate.c * len(labels)),
+                            max_iter=600, random_state=0)
+        return mlp.fit(features, labels, sample_weight=weights)
+    return LogisticRegression(C=candidate.c, max_iter=3000).fit(features, labels, sample_weight=weights)
+
+
+def select(rows: list[Row], features: np.ndarray) -> dict[str, float]:
+    """Held-out sentiment accuracy (weighted like training) of each candidate, fitted on the other rows."""
+    test = np.array([held_out(row) for row in rows])
+    labels = np.array([SENTIMENTS.index(row.sentiment) for row in rows])
+    weights = np.array([row.weight for row in rows])
+    scores = {}
+    for name, candidate in CANDIDATES.items():
+        model = fit_classifier(candidate, features[~test], list(labels[~test]), weights[~test])
+        right = model.predict(scaled(features[test], candidate)) == labels[test]
+        scores[name] = float(np.sum(right * weights[test]) / np.sum(weights[test]))
+    return scores
+
+
+def choose(scores: dict[str, float], held_out_rows: int) -> str:
+    """The incumbent (the first candidate) unless another beats it on the held-out rows by more than one
+    standard error of that accuracy: smaller differences are noise on a few hundred sentences."""
+    incumbent = next(iter(CANDIDATES))
+    best = max(scores, key=lambda key: scores[key])
+    error = float(np.sqrt(scores[best] * (1 - scores[best]) / max(1, held_out_rows)))
+    return best if scores[best] - scores[incumbent] > error else incumbent
+
+
+def fit_sentiment(name: str, rows: list[Row], features: np.ndarray) -> Any:
+    """Candidate ``name`` fitted on every row."""
+    return fit_classifier(CANDIDATES[name], features, [SENTIMENTS.index(row.sentiment) for row in rows],
+                          np.array([row.weight for row in rows]))
+
+
+def candidate_classifiers() -> dict[str, Classifier]:
+    """Every candidate, fitted on every row as the shipped one is (for bench/sentiment_bench.py)."""
     rows = training_rows()
-    texts = [row[0] for row in rows]
-    features = np.hstack([embed_cached(texts, "train"), vader_features(texts)])
-    weights = np.array([row[3] for row in rows])
-    sentiment = LogisticRegression(C=C, max_iter=3000).fit(
-        features, [SENTIMENTS.index(row[1]) for row in rows], sample_weight=weights)
-    kinded = [i for i, row in enumerate(rows) if row[2] != "-"]
-    kind = LogisticRegression(C=C, max_iter=3000).fit(
-        features[kinded], [KINDS.index(rows[i][2]) for i in kinded], sample_weight=weights[kinded])
-    np.savez_compressed(
-        path, sentiment_weights=sentiment.coef_.astype(np.float32),
-        sentiment_bias=sentiment.intercept_.astype(np.float32), sentiment_labels=np.array(SENTIMENTS),
-        kind_weights=kind.coef_.astype(np.float32), kind_bias=kind.intercept_.astype(np.float32),
-        kind_labels=np.array(KINDS), vader_scale=np.float32(VADER_SCALE), embedder=np.array("minilm"))
-    return {"sentences": len(rows), "with_kind": len(kinded)}
+    features = features_of([row.text for row in rows], "train")
+    return {name: Classifier(tuple(_layers(fit_sentiment(name, rows, features), CANDIDATES[name].vader_scale)),
+                               SENTIMENTS)
+            for name in CANDIDATES}
+
+
+def fit(path: Path = WEIGHTS, name: str | None = None) -> dict[str, Any]:
+    rows = training_rows()
+    features = features_of([row.text for row in rows], "train")
+    scores = select(rows, features)
+    name = name or choose(scores, sum(held_out(row) for row in rows))
+    weights = np.array([row.weight for row in rows])
+    sentiment = fit_sentiment(name, rows, features)
+    kinded = [i for i, row in enumerate(rows) if row.kind != "-"]
+    kind = fit_classifier(Candidate(), features[kinded], [KINDS.index(rows[i].kind) for i in kinded],
+                          weights[kinded])
+    # The VADER scale is folded into the weights (_layers): the shipped model reads unscaled scores.
+    arrays: dict[str, Any] = {"vader_scale": np.float32(1.0), "embedder": np.array("minilm"),
+                              "sentiment_labels": np.array(SENTIMENTS), "kind_labels": np.array(KINDS)}
+    for prefix, model, scale in (("sentiment", sentiment, CANDIDATES[name].vader_scale), ("kind", kind, 1.0)):
+        layers = _layers(model, scale)
+        arrays[f"{prefix}_layers"] = np.int64(len(layers))
+        for i, (w, b) in enumerate(layers):
+            arrays[f"{prefix}_weights{i}"], arrays[f"{prefix}_bias{i}"] = w, b
+    np.savez_compressed(path, **arrays)
+    return {"sentences": len(rows), "with_kind": len(kinded), "chosen": name,
+            "held_out": {key: round(value, 3) for key, value in scores.items()}}
 
 
 if __name__ == "__main__":
-    print(fit(), "->", WEIGHTS)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--candidate", choices=sorted(CANDIDATES), help="fit this one instead of the best")
+    args = parser.parse_args()
+    print(fit(name=args.candidate), "->", WEIGHTS)

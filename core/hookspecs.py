@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from core.settings import Settings
     from core.types import ChannelType, Embedder, ItemDraft, OwnerChoice, ReplyRequest, TargetType, ThemeView
 
@@ -40,6 +43,11 @@ def register_embedders(register: Callable[[str, Callable[..., Embedder]], None])
 @hookspec
 def enrich_item(item: ItemDraft, settings: Settings) -> None:
     """Enrich a new feedback item in place (sentiment, redaction, kind) before it is stored."""
+
+
+@hookspec
+def enrich_embedded(items: list[ItemDraft], embeddings: NDArray[np.float32], embedder: str, settings: Settings) -> None:
+    """Re-score stored items in place (sentiment, kind) from the embeddings the worker just computed for them."""
 
 
 @hookspec

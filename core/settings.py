@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     rules_file: Path | None = None
     embedding_model: str = "minilm"
     embed_batch_size: int = 64
+    # Sentiment and kind: intake always scores with VADER and the rules (plugins/sentiment.py, plugins/kind.py);
+    # "minilm-lr" re-scores each item from its MiniLM embedding once the worker has embedded it
+    # (plugins/sentiment_model.py, no second embedding); "rules" keeps the intake scores.
+    enrichment_model: Literal["minilm-lr", "rules"] = "minilm-lr"
     # Theme clusterer (clustering/spectral.py): neighbours in the similarity graph, spectral dimensions,
     # and the cosine-distance cut in that space; a smaller cut gives more, tighter themes.
     cluster_neighbors: int = 20

@@ -1,24 +1,21 @@
-"""Built-in enrichment ``minilm-lr``: sentiment and kind from the item's MiniLM embedding.
+"""Built-in re-scoring ``minilm-lr``: sentiment and kind from the MiniLM embedding the worker computes anyway.
 
-Two small logistic regressions (numpy only at inference) read the bundled all-MiniLM-L6-v2 embedding of the
-text's opening plus VADER's four scores. They were fitted by ``bench/sentiment_fit.py`` on sentences written
-for this project (``plugins/sentiment_data/``, Apache-2.0, like the rest of the project); the weights ship in
-``plugins/sentiment_data/model.npz`` (about 15 KB).
+Intake scores every item with VADER and the rules (plugins/sentiment.py, plugins/kind.py: fast, it runs on
+every item). Once the worker has embedded items (core/themes/build.py ``embed_pending``), this plugin's
+``enrich_embedded`` re-scores them from those embeddings plus VADER's four scores: two small classifiers
+(numpy only at inference) fitted by ``bench/sentiment_fit.py`` on sentences written for this project
+(``plugins/sentiment_data/``, Apache-2.0, like the rest of the project); the weights ship in
+``plugins/sentiment_data/model.npz``. No text is embedded a second time.
 
-The stored sentiment stays a score in [-1, 1]: P(positive) - P(negative). The model is on only with
-``FEEDBACKLOOP_ENRICHMENT_MODEL=minilm-lr`` (off by default: one MiniLM pass per item costs tens of
-milliseconds on a CPU, against 0.1 ms for VADER and the rules, which intake at 1,000 items/s cannot afford).
-When it is off or its weights are missing, this plugin does nothing and the fallback plugins
-(``plugins.sentiment``: VADER, ``plugins.kind``: rules; both ``trylast``) fill in what is missing.
-
-Enrichment runs before the item is stored and embedded (core/themes/build.py ``embed_pending`` embeds the
-redacted text later), so this plugin embeds the opening itself: one MiniLM pass per item (measured in
-bench/sentiment_bench.py).
+Only the values the fallback made are replaced: a sentiment equal to VADER's score of the text and a kind
+equal to the rules' answer. A value set by another plugin (or anything else) is kept. The stored sentiment
+stays a score in [-1, 1]: P(positive) - P(negative). ``FEEDBACKLOOP_ENRICHMENT_MODEL=rules`` switches the
+re-scoring off; it also does nothing when the weights are missing or the embedder is not the one they were
+fitted on.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,66 +25,76 @@ import numpy as np
 import numpy.typing as npt
 
 from core import hookimpl
+from core.settings import Settings
 from core.types import ItemDraft
+from plugins.kind import KIND_PREFIX_CHARS, classify
 from plugins.sentiment import SENTIMENT_PREFIX_CHARS
 
 WEIGHTS = Path(__file__).with_name("sentiment_data") / "model.npz"
-MODEL_ENV = "FEEDBACKLOOP_ENRICHMENT_MODEL"
 MODEL_NAME = "minilm-lr"
-DEFAULT_MODEL = "rules"
 SENTIMENTS = ("negative", "neutral", "positive")
 
 FloatArray = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
-class LinearModel:
-    """Softmax regression over [embedding, VADER scores * vader_scale]."""
+class Classifier:
+    """Dense layers (ReLU between them) and a softmax over ``labels``; one layer is a logistic regression."""
 
-    weights: FloatArray  # (classes, features)
-    bias: FloatArray  # (classes,)
+    layers: tuple[tuple[FloatArray, FloatArray], ...]  # (weights (out, in), bias (out,)) per layer
     labels: tuple[str, ...]
 
     def probabilities(self, features: FloatArray) -> FloatArray:
-        logits = features @ self.weights.T + self.bias
-        logits -= logits.max(axis=-1, keepdims=True)
-        exp = np.exp(logits)
+        activations = features
+        for index, (weights, bias) in enumerate(self.layers):
+            activations = activations @ weights.T + bias
+            if index < len(self.layers) - 1:
+                activations = np.maximum(activations, 0.0)
+        activations = activations - activations.max(axis=-1, keepdims=True)
+        exp = np.exp(activations)
         return np.asarray(exp / exp.sum(axis=-1, keepdims=True), dtype=np.float32)
+
+
+def vader_scores(texts: list[str]) -> FloatArray:
+    """VADER's (compound, pos, neg, neu) for the opening of each text, one row per text."""
+    from plugins.sentiment import _analyzer
+
+    rows = []
+    for text in texts:
+        polarity = _analyzer().polarity_scores(text[:SENTIMENT_PREFIX_CHARS])
+        rows.append([polarity["compound"], polarity["pos"], polarity["neg"], polarity["neu"]])
+    return np.asarray(rows, dtype=np.float32).reshape(len(texts), 4)
 
 
 @dataclass(frozen=True)
 class EnrichmentModel:
-    sentiment: LinearModel
-    kind: LinearModel
+    sentiment: Classifier
+    kind: Classifier
     vader_scale: float
     embedder: str
 
-    def features(self, embeddings: FloatArray, texts: list[str]) -> FloatArray:
-        from plugins.sentiment import _analyzer
+    @property
+    def dims(self) -> int:
+        return int(self.sentiment.layers[0][0].shape[1]) - 4
 
-        scores = []
-        for text in texts:
-            polarity = _analyzer().polarity_scores(text[:SENTIMENT_PREFIX_CHARS])
-            scores.append([polarity["compound"], polarity["pos"], polarity["neg"], polarity["neu"]])
-        vader = np.asarray(scores, dtype=np.float32).reshape(len(texts), 4) * self.vader_scale
-        return np.hstack([np.asarray(embeddings, dtype=np.float32).reshape(len(texts), -1), vader])
-
-    def predict(self, embeddings: FloatArray, texts: list[str]) -> tuple[FloatArray, FloatArray]:
-        """(sentiment probabilities, kind probabilities) for each text, rows in ``SENTIMENTS`` and kind order."""
-        features = self.features(embeddings, texts)
+    def predict(self, embeddings: FloatArray, vader: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(sentiment probabilities, kind probabilities) per row, columns in each classifier's label order."""
+        features = np.hstack([np.asarray(embeddings, dtype=np.float32).reshape(len(vader), -1),
+                              vader * self.vader_scale])
         return self.sentiment.probabilities(features), self.kind.probabilities(features)
 
 
 def load_model(path: Path = WEIGHTS) -> EnrichmentModel | None:
-    """The shipped model, or None when its file is missing or unreadable (the fallback plugins then work)."""
+    """The shipped model, or None when its file is missing or unreadable (the intake scores then stay)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            def linear(prefix: str) -> LinearModel:
-                return LinearModel(np.asarray(data[f"{prefix}_weights"], dtype=np.float32),
-                                   np.asarray(data[f"{prefix}_bias"], dtype=np.float32),
-                                   tuple(str(label) for label in data[f"{prefix}_labels"]))
+            def classifier(prefix: str) -> Classifier:
+                layers = tuple((np.asarray(data[f"{prefix}_weights{i}"], dtype=np.float32),
+                                np.asarray(data[f"{prefix}_bias{i}"], dtype=np.float32))
+                               for i in range(int(data[f"{prefix}_layers"])))
+                return Classifier(layers, tuple(str(label) for label in data[f"{prefix}_labels"]))
 
-            return EnrichmentModel(linear("sentiment"), linear("kind"), float(data["vader_scale"]),
+            return EnrichmentModel(classifier("sentiment"), classifier("kind"), float(data["vader_scale"]),
                                    str(data["embedder"]))
     except (OSError, KeyError, ValueError):
         return None
@@ -110,12 +117,8 @@ def sentiment_score(probabilities: FloatArray) -> float:
     return float(probabilities[SENTIMENTS.index("positive")] - probabilities[SENTIMENTS.index("negative")])
 
 
-def enabled() -> bool:
-    return os.environ.get(MODEL_ENV, DEFAULT_MODEL).strip().lower() == MODEL_NAME
-
-
-def enrich_texts(texts: list[str], embeddings: FloatArray | None = None
-                 ) -> list[tuple[float, str, str]] | None:
+def enrich_texts(texts: list[str], embeddings: FloatArray | None = None,
+                 vader: FloatArray | None = None) -> list[tuple[float, str, str]] | None:
     """(sentiment score, sentiment label, kind) per text, or None without a model.
 
     ``embeddings`` (MiniLM, one row per text) are used when given, else the openings are embedded here.
@@ -123,23 +126,35 @@ def enrich_texts(texts: list[str], embeddings: FloatArray | None = None
     model = _model()
     if model is None:
         return None
-    openings = [text[:SENTIMENT_PREFIX_CHARS] for text in texts]
     if embeddings is None:
-        embeddings = np.asarray(_embedder().embed(openings), dtype=np.float32)
-    sentiments, kinds = model.predict(embeddings, openings)
+        embeddings = np.asarray(_embedder().embed([text[:SENTIMENT_PREFIX_CHARS] for text in texts]),
+                                dtype=np.float32)
+    sentiments, kinds = model.predict(embeddings, vader_scores(texts) if vader is None else vader)
     return [(sentiment_score(s), SENTIMENTS[int(np.argmax(s))], model.kind.labels[int(np.argmax(k))])
             for s, k in zip(sentiments, kinds, strict=True)]
 
 
+def made_by_fallback(item: ItemDraft, compound: float) -> tuple[bool, bool]:
+    """Whether the item's (sentiment, kind) are what VADER and the rules give its text, i.e. were made by them."""
+    sentiment_fallback = item.sentiment is None or abs(item.sentiment - compound) < 1e-6
+    rules_sentiment = compound if item.sentiment is None else item.sentiment
+    kind_fallback = item.kind is None or item.kind == classify(item.text[:KIND_PREFIX_CHARS], rules_sentiment)
+    return sentiment_fallback, kind_fallback
+
+
 @hookimpl
-def enrich_item(item: ItemDraft) -> None:
-    if (item.sentiment is not None and item.kind is not None) or not enabled():
+def enrich_embedded(items: list[ItemDraft], embeddings: FloatArray, embedder: str, settings: Settings) -> None:
+    if settings.enrichment_model != MODEL_NAME or not items:
         return
-    result = enrich_texts([item.text])
-    if result is None:
-        return  # no weights: plugins.sentiment and plugins.kind (trylast) fill in
-    score, _, kind = result[0]
-    if item.sentiment is None:
-        item.sentiment = score
-    if item.kind is None:
-        item.kind = kind
+    model = _model()
+    if model is None or embedder != model.embedder or embeddings.shape[-1] != model.dims:
+        return  # no weights, or vectors of another embedder: the intake scores (VADER, rules) stay
+    vader = vader_scores([item.text for item in items])
+    results = enrich_texts([item.text for item in items], embeddings, vader)
+    assert results is not None
+    for item, compound, (score, _, kind) in zip(items, vader[:, 0], results, strict=True):
+        replace_sentiment, replace_kind = made_by_fallback(item, float(compound))
+        if replace_sentiment:
+            item.sentiment = score
+        if replace_kind:
+            item.kind = kind

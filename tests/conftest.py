@@ -26,8 +26,9 @@ from tests.support.loops import make_loop
 
 @pytest.fixture(autouse=True)
 def enrichment_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Enrichment by VADER and the rules (plugins/sentiment.py, plugins/kind.py), the default, whatever the
-    environment says: the MiniLM model (plugins/sentiment_model.py) is tested in tests/test_sentiment_model.py."""
+    """Enrichment by VADER and the rules (plugins/sentiment.py, plugins/kind.py) alone, whatever the environment
+    says, for speed: the MiniLM re-scoring (plugins/sentiment_model.py, on by default) is tested in
+    tests/test_sentiment_model.py."""
     monkeypatch.setenv("FEEDBACKLOOP_ENRICHMENT_MODEL", "rules")
 
 

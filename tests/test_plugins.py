@@ -185,6 +185,32 @@ def test_hook_enrich_item(loop: FeedbackLoop) -> None:
         assert dark.sentiment is not None and -1 <= dark.sentiment <= 1
 
 
+def test_hook_enrich_embedded(loop: FeedbackLoop) -> None:
+    seen: list[tuple[list[str], Any, str, Any]] = []
+
+    class Rescorer:
+        @hookimpl
+        def enrich_embedded(self, items: list[ItemDraft], embeddings: Any, embedder: str, settings: Settings) -> None:
+            seen.append(([item.text for item in items], embeddings, embedder, settings))
+            for item in items:
+                if "dark mode" in item.text:
+                    item.kind, item.sentiment = "idea", 0.25
+
+    loop.pm.register(Rescorer())
+    texts = ["please make a dark mode", "The app is broken, terrible!"]
+    with loop.session() as session:
+        ingest(loop, session, [ItemDraft(text=text) for text in texts])
+        at_intake = {item.text_original: (item.sentiment, item.kind) for item in session.scalars(select(FeedbackItem))}
+        assert embed_pending(loop, session) == 2 and embed_pending(loop, session) == 0  # called for new vectors only
+    assert len(seen) == 1
+    passed, embeddings, embedder, settings = seen[0]
+    assert passed == texts and embedder == "hash" and settings is loop.settings
+    assert embeddings.shape == (2, 64) and embeddings.tolist() == HashEmbedder().embed(texts).tolist()
+    with loop.session() as session:
+        stored = {item.text_original: (item.sentiment, item.kind) for item in session.scalars(select(FeedbackItem))}
+    assert stored == {texts[0]: (0.25, "idea"), texts[1]: at_intake[texts[1]]}
+
+
 def test_hook_redact_item(loop: FeedbackLoop) -> None:
     class Masker:  # runs for re-sent drafts too, whose metadata merges in without enrichment
         @hookimpl

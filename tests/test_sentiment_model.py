@@ -1,37 +1,71 @@
-"""The MiniLM sentiment and kind model (plugins/sentiment_model.py) and its VADER/rules fallback."""
+"""The MiniLM sentiment and kind model (plugins/sentiment_model.py): re-scoring after embedding, and its
+VADER/rules fallback at intake."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
+from core import hookimpl
+from core.intake.ingest import ingest
+from core.loop import FeedbackLoop
+from core.models import FeedbackItem
 from core.plugin_manager import make_plugin_manager
 from core.settings import Settings
+from core.themes.build import embed_pending
 from core.types import ItemDraft
 from plugins import sentiment_model
 from plugins.kind import classify
 from plugins.sentiment import sentiment_of
+from tests.support.loops import HashEmbedder, make_loop
+
+TEXTS = ["Thanks, the refund came through quickly. Great service!",
+         "Checkout is broken again, I was charged twice.",
+         "How do I change the billing date on my account?",
+         "It would be nice to have an option to export to PDF."]
+
+
+def minilm_loop(url: str, enrichment_model: str = "minilm-lr") -> FeedbackLoop:
+    """A test loop that embeds with the bundled MiniLM (as a deployment does), not the fake embedder."""
+    base = make_loop(url, enrichment_model=enrichment_model)
+    loop = FeedbackLoop(base.settings, pm=base.pm, embedder=sentiment_model._embedder())
+    base.close()
+    return loop
 
 
 @pytest.fixture
-def model_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(sentiment_model.MODEL_ENV, sentiment_model.MODEL_NAME)
+def model_loop(sqlite_url: str) -> Iterator[FeedbackLoop]:
+    loop = minilm_loop(sqlite_url)
+    yield loop
+    loop.close()
 
 
-def enrich(text: str) -> ItemDraft:
-    item = ItemDraft(text=text)
-    make_plugin_manager(load_installed=False).hook.enrich_item(item=item, settings=Settings())
-    return item
+def stored(loop: FeedbackLoop) -> dict[str, tuple[float | None, str | None]]:
+    with loop.session() as session:
+        return {item.text_original: (item.sentiment, item.kind) for item in session.scalars(select(FeedbackItem))}
+
+
+def intake_then_embed(loop: FeedbackLoop, drafts: list[ItemDraft]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What intake stored, and what is stored once the worker has embedded the items."""
+    with loop.session() as session:
+        ingest(loop, session, drafts)
+    at_intake = stored(loop)
+    with loop.session() as session:
+        assert embed_pending(loop, session) == len(drafts)
+    return at_intake, stored(loop)
 
 
 def test_the_shipped_weights_load() -> None:
     model = sentiment_model.load_model()
-    assert model is not None and model.embedder == "minilm"
+    assert model is not None and model.embedder == "minilm" and model.dims == 384
     assert model.sentiment.labels == sentiment_model.SENTIMENTS
     assert set(model.kind.labels) == {"complaint", "idea", "praise", "question"}
-    assert model.sentiment.weights.shape == (3, 384 + 4) and model.kind.weights.shape == (4, 384 + 4)
+    assert model.sentiment.layers[0][0].shape[1] == 384 + 4 and model.kind.layers[-1][0].shape[0] == 4
     assert sentiment_model.WEIGHTS.stat().st_size < 1_000_000
 
 
@@ -49,40 +83,68 @@ def test_sensible_labels(text: str, sentiment: str, kind: str) -> None:
     assert -1.0 <= score <= 1.0 and (score > 0.2 if sentiment == "positive" else True)
 
 
-def test_the_enrichment_hook_uses_the_model(model_on: None) -> None:
-    item = enrich("Thanks, the refund came through quickly. Great service!")
-    assert item.kind == "praise" and item.sentiment is not None and item.sentiment > 0.2
-    expected = sentiment_model.enrich_texts([item.text])
-    assert expected is not None and item.sentiment == pytest.approx(expected[0][0])
-    broken = enrich("Checkout is broken again, I was charged twice.")
-    assert broken.kind == "complaint" and broken.sentiment is not None and broken.sentiment < 0
+def test_intake_scores_with_the_rules_and_the_worker_rescores_from_the_embedding(model_loop: FeedbackLoop) -> None:
+    at_intake, embedded = intake_then_embed(model_loop, [ItemDraft(text=text) for text in TEXTS])
+    for text in TEXTS:  # intake: VADER and the rules, no embedding
+        assert at_intake[text] == (pytest.approx(sentiment_of(text)), classify(text, sentiment_of(text)))
+    vectors = np.asarray(sentiment_model._embedder().embed(TEXTS), dtype=np.float32)
+    expected = sentiment_model.enrich_texts(TEXTS, vectors)
+    assert expected is not None
+    for text, (score, _, kind) in zip(TEXTS, expected, strict=True):
+        assert embedded[text] == (pytest.approx(score, abs=1e-4), kind)
+    assert [embedded[text][1] for text in TEXTS] == ["praise", "complaint", "question", "idea"]
+    praise, complaint = embedded[TEXTS[0]][0], embedded[TEXTS[1]][0]
+    assert praise is not None and complaint is not None and praise > 0.2 and complaint < -0.2
 
 
-def test_a_value_already_there_is_kept(model_on: None) -> None:
-    item = ItemDraft(text="The app crashes all the time.", kind="idea")
-    make_plugin_manager(load_installed=False).hook.enrich_item(item=item, settings=Settings())
-    assert item.kind == "idea" and item.sentiment is not None and item.sentiment < 0
+class KindFromTheSource:
+    """An enrichment plugin that knows an item's kind (say, from the forum category it was posted in)."""
+
+    @hookimpl
+    def enrich_item(self, item: ItemDraft) -> None:
+        if item.text.startswith("Idea:"):
+            item.kind, item.sentiment = "idea", 0.5
 
 
-def test_the_fallback_works_without_weights(model_on: None, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_values_the_fallback_did_not_make_are_kept(model_loop: FeedbackLoop) -> None:
+    model_loop.pm.register(KindFromTheSource())
+    text = "Idea: the app crashes every time I open the export, terrible."
+    _, embedded = intake_then_embed(model_loop, [ItemDraft(text=text), ItemDraft(text=TEXTS[1])])
+    assert embedded[text] == (0.5, "idea")
+    assert embedded[TEXTS[1]][0] != pytest.approx(sentiment_of(TEXTS[1]))  # the other one is re-scored
+
+
+def test_rules_switch_the_rescoring_off(sqlite_url: str) -> None:
+    loop = minilm_loop(sqlite_url, enrichment_model="rules")
+    try:
+        at_intake, embedded = intake_then_embed(loop, [ItemDraft(text=text) for text in TEXTS])
+    finally:
+        loop.close()
+    assert embedded == at_intake
+    assert Settings().enrichment_model == "rules"  # tests/conftest.py sets it for every test
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FEEDBACKLOOP_ENRICHMENT_MODEL")
+        assert Settings().enrichment_model == "minilm-lr"  # the default
+
+
+def test_other_embedders_and_missing_weights_leave_the_intake_scores(sqlite_url: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed = make_loop(sqlite_url, enrichment_model="minilm-lr")
+    try:
+        assert isinstance(hashed.embedder, HashEmbedder)
+        at_intake, embedded = intake_then_embed(hashed, [ItemDraft(text=text) for text in TEXTS])
+    finally:
+        hashed.close()
+    assert embedded == at_intake
     assert sentiment_model.load_model(tmp_path / "missing.npz") is None
     (tmp_path / "broken.npz").write_bytes(b"not an npz")
     assert sentiment_model.load_model(tmp_path / "broken.npz") is None
     monkeypatch.setattr(sentiment_model, "_model", lambda: None)
-    text = "The app crashes every time, terrible."
-    item = enrich(text)
-    assert item.sentiment == pytest.approx(sentiment_of(text))
-    assert item.kind == classify(text, item.sentiment)
-
-
-def test_rules_by_default_or_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(sentiment_model.MODEL_ENV)
-    assert not sentiment_model.enabled()
-    monkeypatch.setenv(sentiment_model.MODEL_ENV, "rules")
-    text = "Would love a dark mode!"
-    item = enrich(text)
-    assert item.sentiment == pytest.approx(sentiment_of(text)) and item.kind == classify(text)
+    item = ItemDraft(text=TEXTS[1], sentiment=-0.1, kind="complaint")
+    vectors = np.zeros((1, 384), dtype=np.float32)
+    make_plugin_manager(load_installed=False).hook.enrich_embedded(
+        items=[item], embeddings=vectors, embedder="minilm", settings=Settings(enrichment_model="minilm-lr"))
+    assert (item.sentiment, item.kind) == (-0.1, "complaint")
 
 
 def test_given_embeddings_are_used() -> None:

@@ -22,7 +22,7 @@ from core.settings import Settings
 from core.themes.areas import write_areas
 from core.themes.suggestions import forbidden_themes
 from core.themes.views import final_theme, theme_view
-from core.types import MembershipSource
+from core.types import ItemDraft, MembershipSource
 
 Progress = Callable[[int], None]
 
@@ -42,13 +42,29 @@ def embed_pending(loop: FeedbackLoop, session: Session, progress: Progress | Non
     if not pending:
         return 0
     embedder = loop.embedder
-    vectors = embedder.embed([text for _, text in pending], progress=progress)
+    vectors = np.asarray(embedder.embed([text for _, text in pending], progress=progress), dtype=np.float32)
+    items = []
     for (item_id, _), vector in zip(pending, vectors, strict=True):
         item = session.get(FeedbackItem, item_id)
         assert item is not None
-        item.embedding = np.asarray(vector, dtype=np.float32).tobytes()
+        item.embedding = vector.tobytes()
         item.embedding_model = embedder.name
+        items.append(item)
+    rescore_from_embeddings(loop, items, vectors)
     return len(pending)
+
+
+def rescore_from_embeddings(loop: FeedbackLoop, items: list[FeedbackItem], vectors: np.ndarray) -> None:
+    """The ``enrich_embedded`` hook on the items just embedded (intake stays fast: no embedding there)."""
+    drafts = [ItemDraft(text=item.text_original, redacted_text=item.text_redacted, sentiment=item.sentiment,
+                        kind=item.kind) for item in items]
+    loop.pm.hook.enrich_embedded(items=drafts, embeddings=vectors, embedder=loop.embedder.name,
+                                 settings=loop.settings)
+    for item, draft in zip(items, drafts, strict=True):
+        if draft.sentiment != item.sentiment:  # assigned only when changed: an unchanged item writes nothing
+            item.sentiment = draft.sentiment
+        if draft.kind != item.kind:
+            item.kind = draft.kind
 
 
 def count_pending_embeddings(session: Session) -> int:
