@@ -6,7 +6,9 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 
+import clustering.names as names_module
 from clustering.labels import ThemeLabeller
 from clustering.names import theme_names
 
@@ -38,7 +40,8 @@ def test_without_an_embedder_names_follow_the_f_beta_order() -> None:
     assert theme_names(TEXTS, LABELS) == {0: "Open account", 1: "Reset passcode"}
 
 
-def test_an_embedder_ranks_candidates_by_closeness_to_the_centroid_in_one_batch() -> None:
+def test_an_embedder_ranks_candidates_by_closeness_to_the_centroid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(names_module, "CONTENT_WORD_COST", 0.0)
     embedder = BagOfWords()
     items = embedder.embed(TEXTS)
     names = theme_names(TEXTS, LABELS, items, embedder)
@@ -54,7 +57,14 @@ def test_embeddings_without_an_embedder_change_nothing() -> None:
     assert theme_names(TEXTS, LABELS, items) == theme_names(TEXTS, LABELS)
 
 
-def test_the_labeller_passes_its_embedder_on() -> None:
+def test_a_phrase_of_many_content_words_pays_for_each_beyond_three() -> None:
+    embedder = BagOfWords()
+    # "minimum age for opening account" (four content words) is closest, but not by more than its cost
+    assert theme_names(TEXTS, LABELS, embedder.embed(TEXTS), embedder)[0] == "Open account"
+
+
+def test_the_labeller_passes_its_embedder_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(names_module, "CONTENT_WORD_COST", 0.0)
     embedder = BagOfWords()
     items = embedder.embed(TEXTS)
     titles = {t: label.title for t, label in ThemeLabeller(embedder=embedder).label(TEXTS, items, LABELS).items()}
