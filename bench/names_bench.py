@@ -4,8 +4,9 @@
 
 The pipeline never sees the intents; ../shared/tools/score_labels.py scores each theme's name against
 the name of the intent most of its items carry (MiniLM similarity), and counts fragments, duplicates and
-words. Three namings of the same clustering are scored side by side: the old keyword title, the single
-most typical sentence of each theme, and the shipped name. On a corpus whose categories are numbers
+words. Four namings of the same clustering are scored side by side: the old keyword title, the single
+most typical sentence of each theme, the name ranked by F-beta alone (no embedder) and the shipped name
+(candidates ranked by the embedder, MiniLM, closeness to the theme centroid). On a corpus whose categories are numbers
 (../shared/data/generality) the similarity means nothing; the other figures and the samples still do.
 Results go to stdout and, for Banking77, into the "Theme names (issue 18)" section of bench/RESULTS.md.
 """
@@ -21,9 +22,11 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.cluster_bench import publish  # noqa: E402
-from clustering.labels import class_tfidf_keywords, readable_title  # noqa: E402
+from clustering.labels import ThemeLabeller, class_tfidf_keywords, readable_title  # noqa: E402
+from clustering.names import theme_names  # noqa: E402
 from clustering.pipeline import ThemePipeline, ThemeResult  # noqa: E402
 from clustering.spectral import SpectralThemeClusterer  # noqa: E402
 from clustering.vectors import unit  # noqa: E402
@@ -44,15 +48,13 @@ SCORER = SHARED / "tools" / "score_labels.py"
 CACHE = Path(tempfile.gettempdir()) / "feedbackloop-names-bench"
 
 
-def embeddings_for(texts: list[str], data: Path) -> np.ndarray:
+def embeddings_for(texts: list[str], data: Path, embedder: Any) -> np.ndarray:
     """MiniLM embeddings of the texts, cached by the file's hash and column (embedding is not measured)."""
     digest = hashlib.sha256(data.read_bytes() + "\0".join(texts[:1]).encode()).hexdigest()[:16]
     cache = CACHE / f"{data.stem}-{digest}-minilm.npy"
     if cache.exists():
         return np.load(cache)
-    from plugins.minilm_embedder import make_embedder
-
-    vectors = make_embedder().embed(texts)
+    vectors = embedder.embed(texts)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(cache, vectors)
     return vectors
@@ -110,13 +112,22 @@ def main() -> None:
     with args.data.open(newline="", encoding="utf-8") as handle:
         records = list(csv.DictReader(handle))
     texts = [r[args.text_column] for r in records]
-    vectors = embeddings_for(texts, args.data)
-    result = ThemePipeline(SpectralThemeClusterer()).run(texts, vectors)
-    again = ThemePipeline(SpectralThemeClusterer()).run(texts, vectors)
+    from plugins.minilm_embedder import make_embedder
+
+    embedder = make_embedder()
+    vectors = embeddings_for(texts, args.data, embedder)
+    result = ThemePipeline(SpectralThemeClusterer(), ThemeLabeller(embedder=embedder)).run(texts, vectors)
+    started = time.perf_counter()
+    again = theme_names(texts, result.labels, vectors, embedder)
+    with_embedder = time.perf_counter() - started
+    started = time.perf_counter()
+    f_beta_only = theme_names(texts, result.labels)
+    without_embedder = time.perf_counter() - started
     namings: list[tuple[str, Callable[[], dict[int, str]]]] = [
         ("keyword titles (before)", lambda: keyword_titles(texts, result)),
         ("most typical sentence", lambda: typical_sentences(texts, vectors, result)),
-        ("theme names (shipped)", lambda: {t: info.title for t, info in result.themes.items()}),
+        ("theme names, F-beta order (no embedder)", lambda: f_beta_only),
+        ("theme names (shipped, embedder)", lambda: {t: info.title for t, info in result.themes.items()}),
     ]
     lines = ["| naming | label_sim | one-to-one | fragments | duplicates | words |", "|---|---|---|---|---|---|"]
     lines += [row(name, score(args.data, args.label_column, result.labels, make())) for name, make in namings]
@@ -130,7 +141,9 @@ def main() -> None:
         "",
         *lines,
         "",
-        f"Same input twice, same names: {result.themes == again.themes}. Largest themes, name "
+        f"Naming alone ({len(result.themes)} themes, load {load}): {with_embedder:.1f} s with the embedder, "
+        f"{without_embedder:.1f} s without. Same input twice, same names: "
+        f"{again == {t: info.title for t, info in result.themes.items()}}. Largest themes, name "
         "(items; first keywords):",
         "",
         *samples(result, args.samples),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-from clustering.base import Embeddings, Labels, Vectorizer
+from clustering.base import Embedder, Embeddings, Labels, Vectorizer
 from clustering.names import theme_names
 from clustering.vectors import unit
 
@@ -101,18 +101,20 @@ class ThemeLabeller:
 
     ``vectorizer`` is any ``CountVectorizer``-like term counter (``None``: ``keyword_vectorizer()``, built
     afresh on every call so that labelling never depends on an earlier call); it is fitted in place on
-    each call. ``top_n`` is the number of keywords kept per theme.
+    each call. ``top_n`` is the number of keywords kept per theme. ``embedder``, the one that embedded the
+    items, ranks each theme's candidate names by closeness to its centroid (``None``: by F-beta alone).
     """
 
-    def __init__(self, vectorizer: Vectorizer | None = None, top_n: int = 8) -> None:
+    def __init__(self, vectorizer: Vectorizer | None = None, top_n: int = 8, embedder: Embedder | None = None) -> None:
         self.vectorizer = vectorizer
         self.top_n = top_n
+        self.embedder = embedder
 
     def label(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]:
         keywords = class_tfidf_keywords(texts, labels, self.top_n, vectorizer=self.vectorizer)
         # Names come from the texts themselves, not from the keywords: a keyword list reads as one only
         # when its terms happen to be in order ("Going don · reverted · topup" before issue 18).
-        names = theme_names(texts, labels)
+        names = theme_names(texts, labels, embeddings, self.embedder)
         return {
             theme: ThemeLabel(
                 title=names.get(theme) or readable_title(words),
