@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from clustering.identity import match_to_predecessors
 from clustering.incremental import JOIN_FLOOR, RADIUS_QUANTILE
+from clustering.labels import ThemeLabeller
 from clustering.pipeline import ThemePipeline, ThemeResult
 from clustering.spectral import SpectralThemeClusterer
 from clustering.steering import steer
@@ -31,6 +32,12 @@ def make_clusterer(settings: Settings) -> SpectralThemeClusterer:
     return SpectralThemeClusterer(n_neighbors=settings.cluster_neighbors, n_components=settings.cluster_components,
                                   distance_threshold=settings.cluster_threshold, min_size=settings.min_theme_size,
                                   coarser_margin=settings.cluster_group_margin)
+
+
+def theme_pipeline(loop: FeedbackLoop) -> ThemePipeline:
+    """The clusterer, and a labeller that ranks name candidates with the items' own embedder: one batch of
+    phrases per re-clustering, never per item (bench/RESULTS.md, "Theme names")."""
+    return ThemePipeline(make_clusterer(loop.settings), ThemeLabeller(embedder=loop.embedder))
 
 
 def embed_pending(loop: FeedbackLoop, session: Session, progress: Progress | None = None) -> int:
@@ -88,7 +95,7 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     theme a person rejected it for (a rejected suggestion, core/themes/suggestions.py).
     """
     item_ids, texts, embeddings = _embedded_items(session)
-    result = ThemePipeline(make_clusterer(loop.settings)).run(texts, embeddings)
+    result = theme_pipeline(loop).run(texts, embeddings)
     old_members, human = _memberships(session)
     new_members = _machine_members(item_ids, result.labels, human)
     mapping = {label: final_theme(session, theme_id).id

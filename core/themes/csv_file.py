@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from clustering.base import UNTHEMED
-from clustering.pipeline import ThemePipeline
 from core.intake.file_reader import ImportFileError, read_text
 from core.loop import FeedbackLoop
-from core.themes.build import make_clusterer
+from core.themes.build import theme_pipeline
 
 
 def cluster_csv(loop: FeedbackLoop, path: Path, text_column: str, output: Path) -> str:
@@ -40,7 +39,7 @@ def cluster_csv(loop: FeedbackLoop, path: Path, text_column: str, output: Path) 
     area_labels: dict[int, str] = {}
     if present:
         embeddings = loop.embedder.embed([texts[i] for i in present])
-        result = ThemePipeline(make_clusterer(loop.settings)).run([texts[i] for i in present], embeddings)
+        result = theme_pipeline(loop).run([texts[i] for i in present], embeddings)
         theme_ids[present] = result.labels
         area_ids[present] = result.area_labels()
         labels = {theme: info.title for theme, info in result.themes.items()}
