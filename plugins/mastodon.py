@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
@@ -38,7 +38,7 @@ from mastodon import (
 )
 
 from core import hookimpl
-from core.clock import parse_timestamp
+from core.clock import aware, parse_timestamp
 from core.errors import ConfigurationError, FeedbackloopError, InvalidInput
 from core.outbound import check_url
 from core.secrets import optional_secret_from_env, secret_from_env
@@ -241,10 +241,7 @@ def _draft(request: PollRequest, status: Mapping[str, Any]) -> ItemDraft | None:
 
 def _moment(value: Any) -> datetime | None:
     """Mastodon.py hands back datetimes; a plain ISO string (an older server's shape) is read too."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    moment = parse_timestamp(value)
-    return moment.astimezone(UTC) if moment is not None and moment.tzinfo else moment
+    return aware(value) if isinstance(value, datetime) else aware(parse_timestamp(value))
 
 
 @hookimpl

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from core.clock import aware
 from core.intake.file_reader import ImportFileError, read_records
 from core.types import ItemDraft
 
@@ -48,8 +49,7 @@ def _moment(text: str, millis: str) -> datetime | None:
     """A report timestamp (ISO 8601, "Z"), else its milliseconds-since-epoch twin; in UTC."""
     if text:
         try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
         except ValueError:
             pass
     if millis.isdigit():
