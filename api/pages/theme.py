@@ -27,7 +27,7 @@ from api.pages.common import CheckedForm, EditorUser, PageUser, form_ids, form_t
 from api.pages.public import publication_context
 from core.errors import InvalidInput
 from core.loop import FeedbackLoop
-from core.models import AuditEntry, Owner, Theme
+from core.models import Area, AuditEntry, Owner, Theme
 from core.routing.plan import send_deliveries
 from core.themes.actions import ACTIONS, apply, describe
 from core.themes.overview_filter import MAX_SEARCH_CHARS
@@ -116,11 +116,11 @@ def _action_params(values: FormData | QueryParams) -> dict[str, Any]:
         text = values.get(name)
         if isinstance(text, str) and text.strip():
             params[name] = text.strip()
-    for name in ("into", "to", "source"):
+    for name in ("into", "to", "source", "area"):
         text = values.get(name)
         if isinstance(text, str) and text.strip():
             if not text.strip().isdigit() or len(text.strip()) > 12:
-                raise InvalidInput(f"{name} must be a theme id")
+                raise InvalidInput(f"{name} must be {'an area' if name == 'area' else 'a theme'} id")
             params[name] = int(text)
     items = [value for value in values.getlist("item") if isinstance(value, str)]
     if items:
@@ -164,13 +164,14 @@ def theme_page(theme_id: ThemeIdPath, request: Request, current: PageUser, sessi
             select(Theme).where(Theme.id != theme.id, Theme.status.not_in(INACTIVE_STATUSES),
                                 Theme.label.ilike(pattern)).order_by(Theme.label).limit(PICKER_LIMIT)))
     owners = list(session.scalars(select(Owner.name).order_by(Owner.name)))
+    areas = list(session.execute(select(Area.id, Area.label).order_by(Area.label, Area.id)).all())
     timeline = _from_first_item(theme_timeline(session, theme.id, grain=grain))
     return render(request, "theme.html", current, {
         "theme": theme, "view": view, "timeline": timeline,
         "timeline_svg": timeline_svg(timeline, label=f"{theme.label}: items and mean sentiment per {grain}"),
         "grain": grain, "mix": channel_mix(session, theme.id), "items": theme_items(session, theme.id, q, page),
         "q": q, "tickets": theme_tickets(session, theme.id), "history": _history(session, theme.id),
-        "statuses": [s.value for s in ThemeStatus if s not in INACTIVE_STATUSES], "owners": owners,
+        "statuses": [s.value for s in ThemeStatus if s not in INACTIVE_STATUSES], "owners": owners, "areas": areas,
         "pick": pick, "picker": picker, "done": done, "undo_id": undo_id, "suggestions": suggestions,
         "moved": moved or [], "source": source,
         **champions_context(loop, session, theme.id),  # the "Champions" section (api/pages/champions.py)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.loop import FeedbackLoop
-from core.models import AuditEntry, Delivery
+from core.models import Area, AuditEntry, Delivery, Theme
 from core.routing.plan import decide, plan_deliveries
 from core.themes import preview as previews
 from core.themes.review import ReviewError, check_theme, merge_themes, move_items, split_theme, update_theme
@@ -87,6 +87,13 @@ def apply(loop: FeedbackLoop, session: Session, action: str, theme_id: int, acto
     if action == "set_owner":
         update_theme(loop, session, theme_id, actor, owner=params["owner"])
         return Applied(theme_id, _last_entry(session, actor), f"Owner set to {params['owner']}.")
+    if action == "set_area":
+        area = session.get(Area, params["area"])
+        theme = session.get(Theme, theme_id)
+        if theme is not None and area is not None and theme.area_id == area.id:
+            return Applied(theme_id, None, f"Already in the area “{area.label}”.")  # nothing written, nothing to undo
+        update_theme(loop, session, theme_id, actor, area_id=params["area"])
+        return Applied(theme_id, _last_entry(session, actor), f"Moved to the area “{area.label if area else ''}”.")
     if action == "merge":
         target = merge_themes(loop, session, theme_id, params["into"], actor)
         return Applied(target.id, _last_entry(session, actor), f"Merged into “{target.label}”.")

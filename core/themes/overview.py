@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, String, case, cast, func, literal_column, 
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from core.clock import aware, utcnow
-from core.models import FeedbackItem, Owner, Theme, ThemeMembership
+from core.models import Area, FeedbackItem, Owner, Theme, ThemeMembership
 from core.themes.overview_filter import (
     SIGNAL_PERIOD_FOR_ALL,
     SPARK_BUCKETS,
@@ -45,6 +45,8 @@ class OverviewRow:
     status: str
     owner: str | None
     owner_id: int | None
+    area_id: int | None  # the theme's area (core/themes/areas.py), None before areas are found
+    area_label: str | None
     volume: int  # items in the window (of the channel and kind asked for)
     share_of_voice: float  # of all items in the window, themed or not
     mean_sentiment: float | None  # None when no item has a sentiment
@@ -197,9 +199,15 @@ def _bucket_sums(session: Session, conditions: list[ColumnElement[bool]], starts
     return sums
 
 
-def _themes(session: Session, flt: OverviewFilter) -> list[tuple[int, str, str, int | None, str | None]]:
-    query = select(Theme.id, Theme.label, Theme.status, Theme.owner_id, Owner.name).outerjoin(
-        Owner, Owner.id == Theme.owner_id)
+ThemeRow = tuple[int, str, str, int | None, str | None, int | None, str | None]
+
+
+def _themes(session: Session, flt: OverviewFilter) -> list[ThemeRow]:
+    """(id, label, status, owner id, owner, area id, area) of every theme the filter's theme conditions admit."""
+    query = select(Theme.id, Theme.label, Theme.status, Theme.owner_id, Owner.name, Theme.area_id,
+                   Area.label).outerjoin(Owner, Owner.id == Theme.owner_id).outerjoin(Area, Area.id == Theme.area_id)
+    if flt.area is not None:
+        query = query.where(Theme.area_id == flt.area)
     if flt.owner == "none":
         query = query.where(Theme.owner_id.is_(None))
     elif flt.owner is not None:
@@ -211,7 +219,7 @@ def _themes(session: Session, flt: OverviewFilter) -> list[tuple[int, str, str, 
         query = query.where(or_(contains_text(session, Theme.label, flt.search),
                                 contains_text(session, cast(Theme.keywords, String), flt.search),
                                 Theme.id.in_(with_items)))
-    return [(row[0], row[1], row[2], row[3], row[4]) for row in session.execute(query)]
+    return [(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in session.execute(query)]
 
 
 def _all_time_counts(session: Session, column: QueryableAttribute[str | None]) -> dict[str, int]:
@@ -228,9 +236,8 @@ def contains_text(session: Session, column: ColumnElement[str] | QueryableAttrib
     return column.icontains(text, autoescape=True)
 
 
-def _row(theme: tuple[int, str, str, int | None, str | None], sums: _Sums, total_items: int,
-         all_time: bool) -> OverviewRow:
-    theme_id, label, status, owner_id, owner = theme
+def _row(theme: ThemeRow, sums: _Sums, total_items: int, all_time: bool) -> OverviewRow:
+    theme_id, label, status, owner_id, owner, area_id, area_label = theme
     in_window = sum(sums.buckets)
     volume = in_window + (sums.older + sums.before if all_time else 0)
     previous_mean = sums.before / TREND_PERIODS
@@ -238,7 +245,8 @@ def _row(theme: tuple[int, str, str, int | None, str | None], sums: _Sums, total
     earlier_buckets = SPARK_BUCKETS * (TREND_PERIODS + 1) - 1
     expected = (sums.before + in_window - sums.buckets[-1]) / earlier_buckets
     return OverviewRow(
-        id=theme_id, label=label, status=status, owner=owner, owner_id=owner_id, volume=volume,
+        id=theme_id, label=label, status=status, owner=owner, owner_id=owner_id, area_id=area_id,
+        area_label=area_label, volume=volume,
         share_of_voice=volume / total_items if total_items else 0.0,
         mean_sentiment=sums.sentiment_sum / sums.sentiment_count if sums.sentiment_count else None,
         trend=(in_window + 1.0) / (previous_mean + 1.0), sparkline=list(sums.buckets),

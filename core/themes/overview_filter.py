@@ -31,7 +31,8 @@ MAX_NAME_CHARS = 128  # FeedbackItem.channel's width; kinds are shorter still
 TOP_CHANNELS = 3
 STATUSES = tuple(status.value for status in ThemeStatus)
 ORDERS: dict[str, Literal["", "asc", "desc"]] = {"": "", "asc": "asc", "desc": "desc"}
-QUERY_KEYS = ("q", "status", "owner", "channel", "kind", "origin", "window", "sort", "order", "page", "per_page")
+QUERY_KEYS = ("q", "status", "owner", "area", "channel", "kind", "origin", "window", "sort", "order", "page",
+              "per_page")
 # Whose feedback: the company's own people (items whose metadata says "internal", e.g. Slack and Teams, or
 # any channel with the option internal=true), everyone else, or (no value) both.
 ORIGINS = ("internal", "external")
@@ -45,6 +46,7 @@ class OverviewFilter:
 
     statuses: tuple[str, ...] = ()  # empty: every status but archived, merged and ignored
     owner: Owned = None  # an owner id, "none" for themes nobody owns, None for all
+    area: int | None = None  # an area id (core/themes/areas.py): only that area's themes
     channel: str | None = None
     kind: str | None = None
     origin: str | None = None  # "internal", "external", or None for both
@@ -63,6 +65,8 @@ class OverviewFilter:
         if self.owner is not None and self.owner != "none" and (
                 isinstance(self.owner, bool) or not isinstance(self.owner, int) or self.owner < 1):
             raise InvalidInput("owner must be an owner id (a positive whole number) or 'none'")
+        if self.area is not None and (isinstance(self.area, bool) or not isinstance(self.area, int) or self.area < 1):
+            raise InvalidInput("area must be an area id (a positive whole number)")
         for name, value, limit in (("channel", self.channel, MAX_NAME_CHARS), ("kind", self.kind, 32)):
             if value is not None and not (0 < len(value) <= limit and "\x00" not in value):
                 raise InvalidInput(f"{name} must be 1 to {limit} characters")
@@ -111,6 +115,8 @@ def filter_to_query(flt: OverviewFilter) -> str:
     pairs += [("status", status) for status in flt.statuses]
     if flt.owner is not None:
         pairs.append(("owner", str(flt.owner)))
+    if flt.area is not None:
+        pairs.append(("area", str(flt.area)))
     pairs += [(key, value) for key, value in (("channel", flt.channel), ("kind", flt.kind), ("origin", flt.origin))
               if value is not None]
     for key, value, default in (("window", flt.window, DEFAULT_WINDOW), ("sort", flt.sort, "attention"),
@@ -146,12 +152,13 @@ def filter_from_query(params: str | Mapping[str, str | Sequence[str]] | Iterable
     owner: Owned = None
     if "owner" in one:
         owner = "none" if one["owner"] == "none" else _whole_number("owner", one["owner"])
+    area = _whole_number("area", one["area"]) if "area" in one else None
     order = ORDERS.get(one.get("order", ""))
     if order is None:
         raise InvalidInput("order must be 'asc' or 'desc'")
     return OverviewFilter(
-        statuses=tuple(values.get("status", [])), owner=owner, channel=one.get("channel"), kind=one.get("kind"),
-        origin=one.get("origin"),
+        statuses=tuple(values.get("status", [])), owner=owner, area=area, channel=one.get("channel"),
+        kind=one.get("kind"), origin=one.get("origin"),
         window=one.get("window", DEFAULT_WINDOW), search=one.get("q", ""), sort=one.get("sort", "attention"),
         order=order, page=_whole_number("page", one.get("page", "1")),
         per_page=_whole_number("per_page", one.get("per_page", str(DEFAULT_PER_PAGE))))

@@ -7,6 +7,7 @@ and their parameters:
 - ``rename``: ``label``
 - ``set_status``: ``status``; ``ignore``: none (the status "ignored": spam, noise, nothing to do)
 - ``set_owner``: ``owner`` (a name; a new name makes a new owner)
+- ``set_area``: ``area`` (an area id: the theme moves there and stays through re-clustering)
 - ``merge``: ``into`` (a theme id)
 - ``split``: ``item_ids``, ``label`` (the items leave ``theme_id`` for a new theme)
 - ``move``: ``item_ids``; here ``theme_id`` is the theme they go to, as in ``review.move_items``
@@ -21,12 +22,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import Delivery, Owner, Theme, ThemeMembership
+from core.models import Area, Delivery, Owner, Theme, ThemeMembership
 from core.themes import review
 from core.themes.review import ReviewError
 from core.types import CLOSED_STATUSES, ROUTABLE_STATUSES, MembershipSource, ThemeStatus
 
-ACTIONS = ("rename", "set_status", "ignore", "set_owner", "merge", "split", "move")
+ACTIONS = ("rename", "set_status", "ignore", "set_owner", "set_area", "merge", "split", "move")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ def preview(session: Session, action: str, theme_id: int, **params: Any) -> Prev
         return _set_status(session, theme_id, ThemeStatus.IGNORED, action="ignore")
     if action == "set_owner":
         return _set_owner(session, theme_id, _param(action, params, "owner", str))
+    if action == "set_area":
+        return _set_area(session, theme_id, _param(action, params, "area", int))
     if action == "merge":
         return _merge(session, theme_id, _param(action, params, "into", int))
     if action == "split":
@@ -164,6 +167,19 @@ def _set_owner(session: Session, theme_id: int, owner: str) -> Preview:
     tickets = ticket_count(session, theme.id)
     warnings = ([f"its {counted(tickets, 'ticket')} stay with the teams they were sent to"] if tickets else [])
     return Preview("set_owner", title, lines, warnings)
+
+
+def _set_area(session: Session, theme_id: int, area_id: int) -> Preview:
+    theme = review.check_theme(session, theme_id)
+    area = review.check_area(session, area_id)
+    current = session.get(Area, theme.area_id) if theme.area_id is not None else None
+    title = f"Move {quoted(theme.label)} to the area {quoted(area.label)}"
+    if current is not None and current.id == area.id:
+        return Preview("set_area", title, [f"Nothing changes: it is in {quoted(area.label)} already"])
+    lines = [f"{quoted(theme.label)} leaves {quoted(current.label) if current else 'no area'} for "
+             f"{quoted(area.label)}, with its {counted(item_count(session, theme.id), 'item')}",
+             "It stays there when themes are found again; only a person moves it out"]
+    return Preview("set_area", title, lines)
 
 
 def _merge(session: Session, theme_id: int, into_id: int) -> Preview:
