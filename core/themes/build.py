@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select, true
+from sqlalchemy import delete, func, insert, select, true
 from sqlalchemy.orm import Session
 
 from clustering.identity import match_to_predecessors
@@ -26,6 +26,8 @@ from core.themes.views import final_theme, theme_view
 from core.types import ItemDraft, MembershipSource
 
 Progress = Callable[[int], None]
+EMBEDDING_CHUNK = 20_000  # rows read per round trip when re-clustering: 30 MiB of MiniLM vectors
+MEMBERSHIP_BATCH = 20_000
 
 
 def make_clusterer(settings: Settings) -> SpectralThemeClusterer:
@@ -111,8 +113,8 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
 
     session.execute(delete(ThemeMembership).where(ThemeMembership.source == MembershipSource.MACHINE))
     created_ids = _write_themes(session, result, texts, embeddings, new_members, mapping, item_ids)
-    for item_id, theme_id in steered.items():
-        session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
+    insert_memberships(session, [{"item_id": item_id, "theme_id": theme_id, "source": MembershipSource.MACHINE.value,
+                                  "score": None} for item_id, theme_id in sorted(steered.items())])
     _archive_unkept(session, set(mapping.values()) | set(human.values()))
     session.flush()
     areas = write_areas(session, result, mapping)
@@ -127,15 +129,32 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
 
 def _embedded_items(session: Session) -> tuple[list[int], list[str], np.ndarray]:
     """Ids, texts and embeddings (one row each) of every embedded item, in id order; staff answers are kept
-    for community figures (core/community/vitality.py) but are no customer's feedback, so no theme's."""
-    rows = session.execute(
-        select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
-        .where(FeedbackItem.embedding.is_not(None), not_a_staff_answer(session)).order_by(FeedbackItem.id)
-    ).all()
-    item_ids = [row[0] for row in rows]
-    texts = [row[1] for row in rows]
-    embeddings = (np.vstack([np.frombuffer(row[2] or b"", dtype=np.float32) for row in rows])
-                  if rows else np.zeros((0, 0), dtype=np.float32))  # no rows: the size is the embedder's
+    for community figures (core/community/vitality.py) but are no customer's feedback, so no theme's.
+
+    Streamed in chunks into one preallocated array: at a million items, holding every row's bytes as Python
+    objects and then stacking them would need the embeddings' size twice over (bench/million_bench.py).
+    """
+    query = (select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
+             .where(FeedbackItem.embedding.is_not(None), not_a_staff_answer(session)).order_by(FeedbackItem.id))
+    expected = int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+    item_ids: list[int] = []
+    texts: list[str] = []
+    embeddings: np.ndarray | None = None
+    extra: list[np.ndarray] = []  # rows committed by others between the count and the read (PostgreSQL)
+    for chunk in session.execute(query.execution_options(yield_per=EMBEDDING_CHUNK)).partitions():
+        vectors = np.frombuffer(b"".join(row[2] or b"" for row in chunk), dtype=np.float32).reshape(len(chunk), -1)
+        if embeddings is None:
+            embeddings = np.empty((expected, vectors.shape[1]), dtype=np.float32)
+        start = len(item_ids)
+        fits = max(0, min(len(chunk), expected - start))
+        embeddings[start:start + fits] = vectors[:fits]
+        if fits < len(chunk):
+            extra.append(vectors[fits:].copy())
+        item_ids += [row[0] for row in chunk]
+        texts += [row[1] for row in chunk]
+    if embeddings is None:
+        return [], [], np.zeros((0, 0), dtype=np.float32)  # no rows: the size is the embedder's
+    embeddings = np.concatenate([embeddings, *extra]) if extra else embeddings[:len(item_ids)]
     return item_ids, texts, embeddings
 
 
@@ -143,10 +162,11 @@ def _memberships(session: Session) -> tuple[dict[int, set[int]], dict[int, int]]
     """({theme id: its item ids} before this run, {item id: theme id} for items a person placed)."""
     old_members: dict[int, set[int]] = defaultdict(set)
     human: dict[int, int] = {}
-    for membership in session.scalars(select(ThemeMembership)):
-        old_members[membership.theme_id].add(membership.item_id)
-        if membership.source == MembershipSource.HUMAN:
-            human[membership.item_id] = membership.theme_id
+    rows = select(ThemeMembership.item_id, ThemeMembership.theme_id, ThemeMembership.source)
+    for item_id, theme_id, source in session.execute(rows.execution_options(yield_per=EMBEDDING_CHUNK)):
+        old_members[theme_id].add(item_id)
+        if source == MembershipSource.HUMAN:
+            human[item_id] = theme_id
     return old_members, human
 
 
@@ -166,6 +186,8 @@ def _write_themes(session: Session, result: ThemeResult, texts: list[str], embed
     created_ids: list[int] = []
     described: set[int] = set()
     row_of = {item_id: row for row, item_id in enumerate(item_ids)}
+    rows_of_label = _rows_by_label(result.labels)
+    memberships: list[dict[str, object]] = []
     # Largest clusters first: when a person's merge sends two clusters to one theme, the larger describes it.
     for label in sorted(result.themes, key=lambda label: (-len(new_members[label]), label)):
         if not new_members[label]:
@@ -180,19 +202,35 @@ def _write_themes(session: Session, result: ThemeResult, texts: list[str], embed
             created_ids.append(theme.id)
         if theme.id not in described:
             described.add(theme.id)
-            _describe(theme, label, result, texts, embeddings)
+            _describe(theme, label, result, texts, embeddings[rows_of_label.get(label, [])])
         # Each membership's score is the item's cosine to its cluster's centre: the triage queue lists the
         # items the clustering placed with least confidence.
         centre = result.centroids.get(label)
-        for item_id in new_members[label]:
-            score = float(embeddings[row_of[item_id]] @ centre) if centre is not None else None
-            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE,
-                                        score=score))
+        member_ids = sorted(new_members[label])
+        scores = (embeddings[[row_of[item_id] for item_id in member_ids]] @ centre).tolist() if centre is not None \
+            else [None] * len(member_ids)
+        memberships += [{"item_id": item_id, "theme_id": theme.id, "source": MembershipSource.MACHINE.value,
+                         "score": score} for item_id, score in zip(member_ids, scores, strict=True)]
         mapping[label] = theme.id
+    insert_memberships(session, memberships)
     return created_ids
 
 
-def _describe(theme: Theme, label: int, result: ThemeResult, texts: list[str], embeddings: np.ndarray) -> None:
+def insert_memberships(session: Session, rows: list[dict[str, object]]) -> None:
+    """Many memberships in executemany batches: one ORM object per item costs minutes at a million items."""
+    session.flush()  # the themes they point at exist first
+    for start in range(0, len(rows), MEMBERSHIP_BATCH):
+        session.execute(insert(ThemeMembership), rows[start:start + MEMBERSHIP_BATCH])
+
+
+def _rows_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """{label: the rows that hold it}, from one sort instead of one pass over every row per label."""
+    order = np.argsort(labels, kind="stable")
+    values, starts = np.unique(labels[order], return_index=True)
+    return {int(value): rows for value, rows in zip(values.tolist(), np.split(order, starts[1:]), strict=True)}
+
+
+def _describe(theme: Theme, label: int, result: ThemeResult, texts: list[str], members: np.ndarray) -> None:
     label_info = result.themes[label]
     if not theme.label_locked:
         theme.label = label_info.title
@@ -201,7 +239,6 @@ def _describe(theme: Theme, label: int, result: ThemeResult, texts: list[str], e
     theme.keywords = label_info.keywords
     theme.quotes = [texts[i] for i in label_info.quote_indices]
     theme.centroid = result.centroids[label].tobytes()
-    members = embeddings[result.labels == label]
     theme.radius = float(np.quantile(members @ result.centroids[label], RADIUS_QUANTILE))
 
 
