@@ -25,7 +25,7 @@ from core.routing.outbox import send_due
 from core.settings import Settings
 from core.tasks.kicks import Kicker
 from core.tasks.locks import exclusive
-from core.tasks.steps import embed_step
+from core.tasks.steps import embed_step, poll_step, recluster_step
 from core.types import DeliveryRequest, DeliveryResult, ItemDraft, TargetType
 from tests.support.loops import HashEmbedder
 
@@ -127,6 +127,35 @@ def test_the_cluster_lock_admits_one_holder(any_loop: FeedbackLoop) -> None:
     assert first and outcomes == [False]
     with exclusive(any_loop, "themes", wait_s=1) as again:
         assert again
+
+
+def test_reclustering_and_polling_skip_while_another_worker_holds_them(any_loop: FeedbackLoop) -> None:
+    with any_loop.session() as session:
+        ingest(any_loop, session, [ItemDraft(text=f"dark mode please {n}", channel="api", external_id=str(n))
+                                   for n in range(12)])
+    embed_step(any_loop)
+    for name, step in (("reclustering", recluster_step), ("polling", poll_step)):
+        holder = threading.Thread(target=hold, args=(any_loop, name, held := threading.Event(),
+                                                     done := threading.Event()))
+        holder.start()
+        held.wait(10)
+        try:
+            outcome = step(any_loop)
+        finally:
+            done.set()
+            holder.join()
+        assert outcome is None if name == "reclustering" else outcome.skipped
+    report = recluster_step(any_loop)
+    assert report is not None and report.items == 12
+    assert not poll_step(any_loop).skipped
+
+
+def hold(loop: FeedbackLoop, name: str, held: threading.Event, done: threading.Event) -> None:
+    """Another worker's lock, held from another thread (and connection) until told to let go."""
+    with exclusive(loop, name) as acquired:
+        assert acquired
+        held.set()
+        done.wait(30)
 
 
 def test_kicks_go_out_after_commit_only(any_loop: FeedbackLoop) -> None:

@@ -128,7 +128,7 @@ def test_two_workers_theme_every_item_and_file_each_ticket_once(database_url: st
     with intake(database_url, env, tmp_path, ledger) as (loop, client), cluster(env, tmp_path) as workers:
         metrics_port = free_port()
         workers.start_worker("w1", "--concurrency=2", f"--metrics-port={metrics_port}")
-        workers.start_worker("w2", "--concurrency=2")
+        workers.start_worker("w2", "--concurrency=2", "--pool=threads")
         workers.start_beat()
         workers.wait_ready("w1", "w2")
         send(client, "a")

@@ -133,7 +133,7 @@ def _claim(loop: FeedbackLoop, delivery_id: int, policy: DeliveryPolicy, report:
         # row not due for everyone else (SQLite ignores the lock: one writer there, and one worker).
         delivery = session.scalar(
             select(Delivery).where(Delivery.id == delivery_id, Delivery.state.in_(DUE_STATES), _is_due(now))
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, key_share=True)
         )
         if delivery is None:
             return None

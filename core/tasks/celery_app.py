@@ -10,12 +10,14 @@ backend: the database holds every outcome. Sweeps (Celery beat) make up for any 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
+from core.errors import ConfigurationError
 from core.loop import FeedbackLoop
 from core.settings import Settings
 from core.tasks.broker import CONNECT_TIMEOUT_S, TASK_OF_QUEUE, transport_options
@@ -31,12 +33,14 @@ class WorkerContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._loop: FeedbackLoop | None = None
+        self._making = threading.Lock()  # the threads pool's first tasks arrive together
 
     @property
     def loop(self) -> FeedbackLoop:
-        if self._loop is None:
-            self._loop = FeedbackLoop(self.settings)
-        return self._loop
+        with self._making:
+            if self._loop is None:
+                self._loop = FeedbackLoop(self.settings)
+            return self._loop
 
     def forget(self) -> None:
         """In a freshly forked pool process: drop the parent's loop without closing its connections."""
@@ -58,8 +62,6 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def make_celery(settings: Settings) -> Celery:
     if settings.broker_url is None:
-        from core.errors import ConfigurationError
-
         raise ConfigurationError("FEEDBACKLOOP_BROKER_URL is not set: workers need a broker (amqp:// or redis://)")
     app = Celery("feedbackloop", broker=settings.broker_url, set_as_current=False)
     app.conf.update(

@@ -2,8 +2,9 @@
 run each as the task of its queue. Each keeps its progress in the database and is safe to run twice, and
 safe to run on several workers at once:
 
-- embedding claims batches of items with ``FOR UPDATE SKIP LOCKED`` (two workers never embed one item),
-  the embeddings written in the claiming transaction, so a killed worker's batch is simply claimed again;
+- embedding claims batches of items with ``FOR NO KEY UPDATE SKIP LOCKED`` (two workers never embed one
+  item), the embeddings written in the claiming transaction, so a killed worker's batch is simply claimed
+  again; NO KEY: rows that reference a claimed item (a sighting, a membership) can still be written;
 - theme assignment and spike checks run one at a time across the cluster (a lock: two assigners would
   form the same new theme twice from one waiting pool);
 - deliveries are claimed row by row (core/routing/outbox.py);
@@ -56,7 +57,7 @@ def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM) -> int:
         with loop.session() as session:
             items = list(session.scalars(
                 select(FeedbackItem).where(FeedbackItem.embedding.is_(None)).order_by(FeedbackItem.id)
-                .limit(claim).with_for_update(skip_locked=True)
+                .limit(claim).with_for_update(skip_locked=True, key_share=True)
             ))
             if not items:
                 return total
