@@ -34,9 +34,17 @@ def transport_options(url: str, queue_prefix: str = "", visibility_timeout_s: fl
     return options
 
 
-def sent_now() -> dict[str, float]:
-    """The header from which a worker's metrics tell how long a task waited in its queue."""
-    return {"sent_at": time.time()}
+def stamp_publications() -> None:
+    """Every task this process publishes (kicks, beat's sweeps, a worker's next step) carries the time it was
+    sent, from which a worker's metrics tell how long it waited in its queue (core/tasks/metrics.py)."""
+    from celery.signals import before_task_publish
+
+    before_task_publish.connect(_stamp, weak=False, dispatch_uid="feedbackloop-sent-at")
+
+
+def _stamp(headers: dict[str, Any] | None = None, **_kwargs: Any) -> None:
+    if headers is not None:
+        headers.setdefault("sent_at", time.time())
 
 
 def publisher(broker_url: str, queue_prefix: str = "") -> Publish:
@@ -46,9 +54,10 @@ def publisher(broker_url: str, queue_prefix: str = "") -> Publish:
     app = Celery("feedbackloop-kicks", broker=broker_url, set_as_current=False)
     app.conf.update(broker_connection_timeout=CONNECT_TIMEOUT_S, task_ignore_result=True,
                     broker_transport_options=transport_options(broker_url, queue_prefix))
+    stamp_publications()
 
     def publish(queue: str) -> None:
-        app.send_task(TASK_OF_QUEUE[queue], queue=queue_prefix + queue, retry=False, headers=sent_now())
+        app.send_task(TASK_OF_QUEUE[queue], queue=queue_prefix + queue, retry=False)
 
     return publish
 

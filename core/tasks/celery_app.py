@@ -20,7 +20,7 @@ from celery.signals import worker_process_init, worker_ready
 from core.errors import ConfigurationError
 from core.loop import FeedbackLoop
 from core.settings import Settings
-from core.tasks.broker import CONNECT_TIMEOUT_S, TASK_OF_QUEUE, transport_options
+from core.tasks.broker import CONNECT_TIMEOUT_S, TASK_OF_QUEUE, stamp_publications, transport_options
 from core.tasks.kicks import kick_now
 from core.tasks.steps import assign_step, deliver_step, embed_step, poll_step, recluster_step
 
@@ -82,6 +82,7 @@ def make_celery(settings: Settings) -> Celery:
         beat_schedule=beat_schedule(settings),
     )
     register_tasks(app, WorkerContext(settings))
+    stamp_publications()
     return app
 
 
