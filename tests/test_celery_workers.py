@@ -160,8 +160,9 @@ def test_a_worker_killed_in_the_middle_of_a_delivery_is_redone_elsewhere_without
         database_url: str, broker: str, tmp_path: Path) -> None:
     require_broker(BROKERS[broker])
     ledger = Ledger(hold_first=True)
-    # The claim's pessimistic next attempt (2-4 s) outlasts the kill: nobody else calls while the victim does.
-    env = {**cluster_env(database_url, BROKERS[broker], tmp_path), "FEEDBACKLOOP_DELIVERY_BACKOFF_S": "4"}
+    # The claim's pessimistic next attempt (4-8 s after the claim) outlasts the kill, even on a loaded machine:
+    # nobody else calls while the victim does.
+    env = {**cluster_env(database_url, BROKERS[broker], tmp_path), "FEEDBACKLOOP_DELIVERY_BACKOFF_S": "8"}
     with intake(database_url, env, tmp_path, ledger) as (loop, client), cluster(env, tmp_path) as workers:
         workers.start_worker("w1")
         workers.start_worker("w2")
