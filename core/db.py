@@ -22,7 +22,8 @@ class Base(DeclarativeBase):
     pass
 
 
-def make_engine(database_url: str, background_checkpoints: bool = False) -> Engine:
+def make_engine(database_url: str, background_checkpoints: bool = False, pool_size: int = 5,
+                max_overflow: int = 10) -> Engine:
     """An engine for the URL; SQLite gets WAL, a busy timeout and enforced foreign keys.
 
     With ``background_checkpoints`` (the server), commits never fold the WAL back into the database
@@ -31,8 +32,8 @@ def make_engine(database_url: str, background_checkpoints: bool = False) -> Engi
     kwargs: dict[str, Any] = {"future": True}
     if database_url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    else:
-        kwargs["pool_pre_ping"] = True
+    else:  # per process: a server or worker process holds at most pool_size + max_overflow connections
+        kwargs.update(pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     engine = create_engine(database_url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

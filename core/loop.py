@@ -16,6 +16,7 @@ from core.errors import ConfigurationError
 from core.intake.pseudonyms import Pseudonyms, load_pseudonyms
 from core.plugin_manager import channel_types, embedders, make_plugin_manager, target_types
 from core.settings import Settings
+from core.tasks.kicks import Kicker
 from core.types import ChannelType, TargetType
 
 
@@ -24,8 +25,9 @@ class FeedbackLoop:
                  engine: Engine | None = None, serving: bool = False, embedder: Any | None = None) -> None:
         self.settings = settings
         self.pm = pm if pm is not None else make_plugin_manager(load_plugins=settings.load_plugins)
-        self.engine = engine if engine is not None else make_engine(settings.database_url,
-                                                                     background_checkpoints=serving)
+        self.engine = engine if engine is not None else make_engine(
+            settings.database_url, background_checkpoints=serving, pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         # Given, it stands in for the configured model (tests, benchmarks), which is then never loaded.
         self._embedder: Any = embedder
@@ -45,6 +47,11 @@ class FeedbackLoop:
     def session(self) -> Iterator[Session]:
         with session_scope(self.sessions) as session:
             yield session
+
+    @cached_property
+    def kicks(self) -> Kicker:
+        """Tells Celery workers about new work after its commit (core/tasks/kicks.py); without a broker, nothing."""
+        return Kicker(self.settings.broker_url, self.settings.broker_queue_prefix)
 
     @cached_property
     def channel_types(self) -> dict[str, ChannelType]:

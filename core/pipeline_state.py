@@ -79,5 +79,10 @@ def check_dependencies(loop: FeedbackLoop) -> dict[str, str]:
         checks["database"] = "ok"
     except SQLAlchemyError as error:
         checks["database"] = f"unreachable: {type(error).__name__}"
-    checks["broker"] = "not configured"
+    if loop.settings.broker_url is None:
+        checks["broker"] = "not configured"
+    else:
+        from core.tasks.broker import broker_state  # kombu is imported only where a broker is configured
+
+        checks["broker"] = broker_state(loop.settings.broker_url, loop.settings.broker_queue_prefix)
     return checks

@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigurationError
 
 # Storages the `limits` library can share rate-limit budgets in without further packages (redis-py is a dependency).
+# Brokers Celery reaches with what feedbackloop installs (kombu's py-amqp and redis-py transports).
+BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
 RATE_LIMIT_STORAGE_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix", "redis+cluster"})
 
 
@@ -20,6 +22,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDBACKLOOP_", extra="ignore")
 
     database_url: str = "sqlite:///./feedbackloop.db"
+    # PostgreSQL connections per process (each server process, each worker pool process): kept open, and
+    # opened beyond that under load; the server's max_connections must cover every process's sum.
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
     admin_key: str | None = None
     # Comma-separated names of installed (entry-point) plugins to load; None loads all, "" loads none.
     load_plugins: str | None = None
@@ -101,6 +107,31 @@ class Settings(BaseSettings):
     oidc_default_role: Literal["admin", "pm", "owner", "viewer"] = "viewer"
     oidc_scopes: str = "openid email profile"
     oidc_button_label: str = "Sign in with SSO"
+    # Scale-out (core/tasks/): the Celery broker ("amqp://guest:guest@rabbit:5672//" or "redis://host:6379/0");
+    # unset, everything after intake runs in `feedbackloop deliveries work` as one process. beat_sweep_s: how
+    # often `feedbackloop beat` sweeps the database for work nobody kicked (a broker outage, a lost message);
+    # beat_poll_s: tracker statuses, loop replies, polled channels, declines; beat_recluster_s: a full
+    # re-clustering (unset: only when someone runs `feedbackloop cluster`). broker_visibility_timeout_s: Redis
+    # only, how long an unacknowledged task waits before it is given to another worker.
+    broker_url: str | None = None
+    # Put before every queue's name, so that several installations (or test runs) can share one broker.
+    broker_queue_prefix: str = ""
+    beat_sweep_s: float = Field(default=15.0, gt=0)
+    beat_poll_s: float = Field(default=60.0, gt=0)
+    beat_recluster_s: float | None = Field(default=None, gt=0)
+    broker_visibility_timeout_s: float = Field(default=3600.0, gt=0)
+    # The outbox's first retry waits between half and all of this, doubling per failure (core/routing/outbox.py);
+    # a worker that dies in the middle of a call is retried after the same wait.
+    delivery_backoff_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url_known(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(BROKER_SCHEMES):
+            raise ValueError(f"the broker URL starts with one of {', '.join(BROKER_SCHEMES)}")
+        return value
 
     @field_validator("oidc_issuer")
     @classmethod

@@ -196,7 +196,10 @@ def preview_page(theme_id: ThemeIdPath, request: Request, current: EditorUser, s
 
 
 def _send_now(loop: FeedbackLoop) -> None:
-    send_deliveries(loop)
+    if loop.kicks.enabled:  # Celery workers send it (their deliveries queue); the outbox row is committed
+        loop.kicks.kick("deliveries")
+    else:
+        send_deliveries(loop)
 
 
 @router.post("/themes/{theme_id}/apply")

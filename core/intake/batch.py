@@ -187,4 +187,6 @@ def store_batch(loop: FeedbackLoop, session: Session,
         channel, result = deliveries[index]
         outcomes[index] = store_delivery(loop, session, channel, result)
     session.flush()
+    if fast:  # the slow ones went through ingest, which kicks for itself
+        loop.kicks.after_commit(session, "embedding")
     return [outcome for outcome in outcomes if outcome is not None]

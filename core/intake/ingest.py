@@ -118,6 +118,8 @@ def ingest(loop: FeedbackLoop, session: Session, drafts: Sequence[ItemDraft]) ->
         session.flush()
         report.created += 1
         report.item_ids.append(item.id)
+    if report.created or report.updated:
+        loop.kicks.after_commit(session, "embedding")
     return report
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from core.clock import aware, utcnow
@@ -76,15 +76,13 @@ def update_key(delivery: Delivery, volume: int) -> str:
 def send_due(loop: FeedbackLoop, policy: DeliveryPolicy | None = None, report: RouteReport | None = None,
              rng: random.Random | None = None) -> RouteReport:
     """Send every delivery that is due: new tickets, retries, and updates for themes that grew."""
-    policy = policy or DeliveryPolicy()
+    policy = policy or DeliveryPolicy(backoff_base_s=loop.settings.delivery_backoff_s)
     report = report or RouteReport()
     rng = rng or random.Random()
     now = utcnow()
     with loop.session() as session:
         delivery_ids = list(session.scalars(
-            select(Delivery.id).where(Delivery.state.in_(DUE_STATES))
-            .where(or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
-            .order_by(Delivery.id)
+            select(Delivery.id).where(Delivery.state.in_(DUE_STATES), _is_due(now)).order_by(Delivery.id)
         ))
     for delivery_id in delivery_ids:
         send_one(loop, delivery_id, policy, report, rng)
@@ -130,8 +128,14 @@ def _claim(loop: FeedbackLoop, delivery_id: int, policy: DeliveryPolicy, report:
            rng: random.Random) -> tuple[DeliveryRequest, ThemeView, str] | None:
     now = utcnow()
     with loop.session() as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None or delivery.state not in DUE_STATES:
+        # The claim itself decides who sends: on PostgreSQL the row is locked, one that another worker is
+        # claiming right now is skipped, and once that claim commits its pessimistic next attempt makes the
+        # row not due for everyone else (SQLite ignores the lock: one writer there, and one worker).
+        delivery = session.scalar(
+            select(Delivery).where(Delivery.id == delivery_id, Delivery.state.in_(DUE_STATES), _is_due(now))
+            .with_for_update(skip_locked=True, key_share=True)
+        )
+        if delivery is None:
             return None
         view = theme_view(session, delivery.theme)
         is_update = delivery.external_ref is not None
@@ -158,6 +162,10 @@ def _claim(loop: FeedbackLoop, delivery_id: int, policy: DeliveryPolicy, report:
         delay = backoff_delay(policy, delivery.consecutive_failures + 1, rng)
         delivery.next_attempt_at = now + timedelta(seconds=delay)
     return request, view, delivery.target_type
+
+
+def _is_due(now: datetime) -> ColumnElement[bool]:
+    return or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
 
 
 def _record_failure(loop: FeedbackLoop, delivery_id: int, error: str, policy: DeliveryPolicy, report: RouteReport,

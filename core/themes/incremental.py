@@ -32,7 +32,16 @@ class AssignReport:
 
 def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
     """Embed new items, put each in the nearest theme it is close enough to, and form new themes."""
-    report = AssignReport(embedded=embed_pending(loop, session))
+    embedded = embed_pending(loop, session)
+    report = assign_embedded(loop, session)
+    report.embedded = embedded
+    return report
+
+
+def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
+    """Theme the items already embedded that have no theme yet; one caller at a time (core/tasks/steps.py
+    holds a lock across workers: two callers would form the same new theme twice from one waiting pool)."""
+    report = AssignReport()
     waiting = session.execute(
         select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
         .outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)

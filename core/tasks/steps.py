@@ -1,0 +1,109 @@
+"""The steps after intake, one function per task kind; `deliveries work` runs them in turn, Celery workers
+run each as the task of its queue. Each keeps its progress in the database and is safe to run twice, and
+safe to run on several workers at once:
+
+- embedding claims batches of items with ``FOR NO KEY UPDATE SKIP LOCKED`` (two workers never embed one
+  item), the embeddings written in the claiming transaction, so a killed worker's batch is simply claimed
+  again; NO KEY: rows that reference a claimed item (a sighting, a membership) can still be written;
+- theme assignment and spike checks run one at a time across the cluster (a lock: two assigners would
+  form the same new theme twice from one waiting pool);
+- deliveries are claimed row by row (core/routing/outbox.py);
+- polling (tracker statuses, loop replies, polled channels, decline checks) and re-clustering run one at a
+  time; a second caller skips, because the first is doing the same work.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+
+from core.community.decline import check_declines
+from core.intake.polling import poll_due
+from core.loop import FeedbackLoop
+from core.models import FeedbackItem
+from core.routing.outbox import DeliveryPolicy, RouteReport, send_due
+from core.routing.replies import send_loop_replies
+from core.routing.spikes import check_spikes
+from core.routing.tracker_status import poll_statuses
+from core.tasks.locks import exclusive
+from core.themes.build import ClusterReport, recluster, rescore_from_embeddings
+from core.themes.incremental import AssignReport, assign_embedded
+
+# Items claimed per embedding transaction: several of the embedder's batches, few enough that a killed
+# worker loses little and that other workers get their share of a backlog.
+EMBED_CLAIM = 512
+# How long theme assignment waits for another worker's assignment (or a re-clustering) to finish.
+THEMES_WAIT_S = 30.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollReport:
+    statuses: int = 0
+    replies: int = 0
+    polled: int = 0  # items new from polled channels
+    declines: int = 0
+    skipped: bool = False
+
+
+def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM) -> int:
+    """Embed (and re-score) every item without an embedding, batch by claimed batch; how many were embedded."""
+    total = 0
+    while True:
+        with loop.session() as session:
+            items = list(session.scalars(
+                select(FeedbackItem).where(FeedbackItem.embedding.is_(None)).order_by(FeedbackItem.id)
+                .limit(claim).with_for_update(skip_locked=True, key_share=True)
+            ))
+            if not items:
+                return total
+            embedder = loop.embedder
+            vectors = np.asarray(embedder.embed([item.text_redacted for item in items]), dtype=np.float32)
+            for item, vector in zip(items, vectors, strict=True):
+                item.embedding = vector.tobytes()
+                item.embedding_model = embedder.name
+            rescore_from_embeddings(loop, items, vectors)
+        total += len(items)
+
+
+def assign_step(loop: FeedbackLoop) -> AssignReport:
+    """Embedded items join their themes (or form new ones), then spikes are checked: they see them at once."""
+    with exclusive(loop, "themes", wait_s=THEMES_WAIT_S) as held:
+        if not held:
+            log.info("theme assignment skipped: another worker held the lock for %.0f s", THEMES_WAIT_S)
+            return AssignReport()
+        with loop.session() as session:
+            report = assign_embedded(loop, session)
+        check_spikes(loop)
+    return report
+
+
+def deliver_step(loop: FeedbackLoop, policy: DeliveryPolicy | None = None) -> RouteReport:
+    return send_due(loop, policy)
+
+
+def poll_step(loop: FeedbackLoop, poll_every_s: float = 60.0) -> PollReport:
+    """Tracker statuses, closing-the-loop replies, polled channels that are due, channels in decline."""
+    with exclusive(loop, "polling") as held:
+        if not held:
+            return PollReport(skipped=True)
+        report = PollReport(statuses=poll_statuses(loop, min_interval_s=poll_every_s))
+        report.replies = send_loop_replies(loop)
+        report.polled = poll_due(loop).created
+        report.declines = check_declines(loop)
+    return report
+
+
+def recluster_step(loop: FeedbackLoop) -> ClusterReport | None:
+    """A full re-clustering, one at a time across the cluster; None when another worker is doing one."""
+    with exclusive(loop, "reclustering") as held:
+        if not held:
+            return None
+        with exclusive(loop, "themes", wait_s=THEMES_WAIT_S) as themes_held, loop.session() as session:
+            if not themes_held:
+                return None
+            return recluster(loop, session)
