@@ -100,8 +100,9 @@ class Corpus:
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.words = [WORD.findall(text) for text in texts]
-        self.stems = [[stem(w) if w.lower() not in NAME_STOP_WORDS and "'" not in w else "" for w in words]
-                      for words in self.words]
+        # A lone letter is no content word: the "s" of "author s transl" where a title lost its apostrophe.
+        self.stems = [[stem(w) if len(w) > 1 and w.lower() not in NAME_STOP_WORDS and "'" not in w else ""
+                       for w in words] for words in self.words]
         self.vocabulary = sorted({s for stems in self.stems for s in stems if s})
         index = {s: i for i, s in enumerate(self.vocabulary)}
         rows = [row for row, stems in enumerate(self.stems) for s in set(stems) if s]
