@@ -101,6 +101,27 @@ def samples(result: ThemeResult, count: int) -> list[str]:
             for t in biggest]
 
 
+def area_figures(result: ThemeResult, count: int) -> list[str]:
+    """How the area names read: how many repeat a theme's name (content words in any order), whether they
+    are distinct, their length, and the largest areas' names beside their themes'."""
+    from clustering.names import content_key
+
+    theme_keys = {content_key(info.title) for info in result.themes.values()}
+    titles = [info.title for info in result.areas.values()]
+    repeats = sum(content_key(title) in theme_keys for title in titles)
+    distinct = len({content_key(title) for title in titles}) == len(titles)
+    words = sum(len(title.split()) for title in titles) / max(len(titles), 1)
+    area_rows = result.area_labels()
+    sizes = {a: int((area_rows == a).sum()) for a in result.areas}
+    lines = [f"Areas: {len(titles)}; names that are a theme's name: {repeats}; all distinct: {distinct}; "
+             f"{words:.2f} words. Largest areas, name (items; its themes' names):", ""]
+    for area in sorted(sizes, key=lambda a: (-sizes[a], a))[:count]:
+        themes = [result.themes[t].title for t, a in sorted(result.area_of_theme.items()) if a == area]
+        lines.append(f"- {result.areas[area].title} ({sizes[area]}; {'; '.join(themes[:5])}"
+                     f"{'; ...' if len(themes) > 5 else ''})")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -116,7 +137,9 @@ def main() -> None:
 
     embedder = make_embedder()
     vectors = embeddings_for(texts, args.data, embedder)
+    started = time.perf_counter()
     result = ThemePipeline(SpectralThemeClusterer(), ThemeLabeller(embedder=embedder)).run(texts, vectors)
+    pipeline_seconds = time.perf_counter() - started
     started = time.perf_counter()
     again = theme_names(texts, result.labels, vectors, embedder)
     with_embedder = time.perf_counter() - started
@@ -142,11 +165,14 @@ def main() -> None:
         *lines,
         "",
         f"Naming alone ({len(result.themes)} themes, load {load}): {with_embedder:.1f} s with the embedder, "
-        f"{without_embedder:.1f} s without. Same input twice, same names: "
+        f"{without_embedder:.1f} s without; the whole pipeline (clustering, theme and area names) "
+        f"{pipeline_seconds:.1f} s. Same input twice, same names: "
         f"{again == {t: info.title for t, info in result.themes.items()}}. Largest themes, name "
         "(items; first keywords):",
         "",
         *samples(result, args.samples),
+        "",
+        *area_figures(result, args.samples),
         "",
     ])
     publish(section, not args.no_write and args.data == DEFAULT_DATA)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-from clustering.base import Embedder, Embeddings, Labels, Vectorizer
+from clustering.area_names import area_names
+from clustering.base import UNTHEMED, Embedder, Embeddings, Labels, Vectorizer
 from clustering.names import theme_names
 from clustering.vectors import unit
 
@@ -111,17 +112,28 @@ class ThemeLabeller:
         self.embedder = embedder
 
     def label(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]:
-        keywords = class_tfidf_keywords(texts, labels, self.top_n, vectorizer=self.vectorizer)
         # Names come from the texts themselves, not from the keywords: a keyword list reads as one only
         # when its terms happen to be in order ("Going don · reverted · topup" before issue 18).
-        names = theme_names(texts, labels, embeddings, self.embedder)
+        return self._labels(texts, embeddings, labels, theme_names(texts, labels, embeddings, self.embedder))
+
+    def label_areas(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels,
+                    area_of_theme: Mapping[int, int], theme_titles: Collection[str]) -> dict[int, ThemeLabel]:
+        """A label per area ({theme: area} groups the themes of ``labels``): its name says what its themes
+        share and is none of ``theme_titles`` (clustering.area_names); keywords and quotes as a theme's."""
+        rows = np.asarray([area_of_theme.get(int(t), UNTHEMED) for t in labels.tolist()], dtype=np.int64)
+        names = area_names(texts, labels, area_of_theme, theme_titles, embeddings, self.embedder)
+        return self._labels(texts, embeddings, rows, names)
+
+    def _labels(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels,
+                names: dict[int, str]) -> dict[int, ThemeLabel]:
+        keywords = class_tfidf_keywords(texts, labels, self.top_n, vectorizer=self.vectorizer)
         return {
-            theme: ThemeLabel(
-                title=names.get(theme) or readable_title(words),
+            group: ThemeLabel(
+                title=names.get(group) or readable_title(words),
                 keywords=words,
-                quote_indices=representative_quotes(embeddings, np.flatnonzero(labels == theme).tolist()),
+                quote_indices=representative_quotes(embeddings, np.flatnonzero(labels == group).tolist()),
             )
-            for theme, words in keywords.items()
+            for group, words in keywords.items()
         }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from itertools import combinations
 
 import numpy as np
@@ -88,21 +88,21 @@ def spell_out(word: str) -> str:
     return word.split("'")[0].split("’")[0]  # a possessive: "bank's" -> "bank"
 
 
-def _f_score(hits: float, members: int, holding: float) -> float:
+def _f_beta(precision: float, recall: float) -> float:
     """F-beta of "holds the stems" as a finder of the theme's members; beta < 1 leans to precision, so
     that a name says what sets the theme apart (0.7 scored best on Banking77 among 0.3 to 2, and the
     generality corpora read well with it)."""
-    precision, recall = hits / holding, hits / members
     return (1 + BETA**2) * precision * recall / (BETA**2 * precision + recall)
 
 
-class _Corpus:
+class Corpus:
     """Every text as its words and content stems, and a presence column per stem over all texts."""
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.words = [WORD.findall(text) for text in texts]
-        self.stems = [[stem(w) if w.lower() not in NAME_STOP_WORDS and "'" not in w else "" for w in words]
-                      for words in self.words]
+        # A lone letter is no content word: the "s" of "author s transl" where a title lost its apostrophe.
+        self.stems = [[stem(w) if len(w) > 1 and w.lower() not in NAME_STOP_WORDS and "'" not in w else ""
+                       for w in words] for words in self.words]
         self.vocabulary = sorted({s for stems in self.stems for s in stems if s})
         index = {s: i for i, s in enumerate(self.vocabulary)}
         rows = [row for row, stems in enumerate(self.stems) for s in set(stems) if s]
@@ -112,23 +112,34 @@ class _Corpus:
                                          shape=(len(texts), len(self.vocabulary)))
         self.overall = np.asarray(self.present.sum(axis=0)).ravel()
 
-    def candidates(self, members: np.ndarray) -> list[tuple[float, tuple[int, ...]]]:
-        """Stem sets of size two and three among the theme's most telling stems, best F1 first."""
-        inside = np.asarray(self.present[members].sum(axis=0)).ravel()
+    def candidates(self, members: np.ndarray, groups: np.ndarray | None = None) -> list[tuple[float, tuple[int, ...]]]:
+        """Stem sets of size two and three among the most telling stems of ``members``, best F-beta first.
+
+        ``groups`` (one number per member: an area's themes) makes every group count the same: a set's
+        recall is then the mean, over groups, of the share of the group's members that hold it.
+        """
+        present = self.present[members].tocsc()
+        inside = np.asarray(present.sum(axis=0)).ravel()
+        if groups is None:
+            group_masks, breadth = [np.ones(len(members), dtype=bool)], inside / len(members)
+        else:
+            group_masks = [groups == g for g in np.unique(groups)]
+            breadth = np.mean([np.asarray(present[mask].sum(axis=0)).ravel() / mask.sum() for mask in group_masks],
+                              axis=0)
         # Recall times the square root of precision: common words that the theme is about ("card") stay in
-        single = inside / len(members) * np.sqrt(inside / np.maximum(self.overall, 1))
+        single = breadth * np.sqrt(inside / np.maximum(self.overall, 1))
         top = [int(i) for i in np.argsort(-single, kind="stable")[:TOP_STEMS] if inside[i] > 0]
         columns = self.present[:, top].toarray() > 0
-        in_theme = np.zeros(self.present.shape[0], dtype=bool)
-        in_theme[members] = True
         scored = []
         for size in (2, 3):
             for combo in combinations(range(len(top)), size):
                 holds = columns[:, list(combo)].all(axis=1)
-                hits = float((holds & in_theme).sum())
-                if hits:
-                    scored.append((_f_score(hits, len(members), float(holds.sum())), tuple(top[c] for c in combo)))
-        if not scored:  # a theme with one content word: name it by that word alone
+                held = holds[members]
+                if held.any():
+                    recall = float(np.mean([held[mask].mean() for mask in group_masks]))
+                    precision = float(held.sum()) / float(holds.sum())
+                    scored.append((_f_beta(precision, recall), tuple(top[c] for c in combo)))
+        if not scored:  # one content word only: named by that word alone
             scored = [(float(single[i]), (i,)) for i in top]
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
         return scored
@@ -208,53 +219,56 @@ class _Corpus:
 
 
 def theme_names(texts: Sequence[str], labels: Labels, embeddings: Embeddings | None = None,
-                embedder: Embedder | None = None) -> dict[int, str]:
+                embedder: Embedder | None = None, taken_names: Collection[str] = ()) -> dict[int, str]:
     """A distinct name per theme id (``UNTHEMED`` gets none); larger themes choose first.
 
     With both ``embeddings`` (of ``texts``) and the ``embedder`` that made them, candidates are ranked by
-    closeness to the theme's centroid; without, by F-beta alone (no model is needed).
+    closeness to the theme's centroid; without, by F-beta alone (no model is needed). No name shares its
+    content words with another's or with one of ``taken_names`` (the themes that exist already).
     """
     themes = sorted(int(t) for t in set(labels.tolist()) if t >= 0)
     if not themes:
         return {}
-    corpus = _Corpus(texts)
+    corpus = Corpus(texts)
     sizes = {t: int((labels == t).sum()) for t in themes}
-    ranked = {theme: _candidate_phrases(corpus, np.flatnonzero(labels == theme)) for theme in themes}
+    ranked = {theme: candidate_phrases(corpus, np.flatnonzero(labels == theme)) for theme in themes}
     if embeddings is not None and embedder is not None:
-        ranked = _rank_by_centroid(ranked, labels, embeddings, embedder)
-    taken: set[str] = set()
+        centroids = {theme: np.asarray(embeddings[labels == theme], dtype=np.float64).mean(axis=0) for theme in themes}
+        ranked = rank_by_closeness(ranked, centroids, embedder)
+    taken = {content_key(name) for name in taken_names}
     names: dict[int, str] = {}
     for theme in sorted(themes, key=lambda t: (-sizes[t], t)):
-        name = next((phrase for phrase in ranked[theme] if phrase not in taken), "")
+        name = next((phrase for phrase in ranked[theme] if content_key(phrase) not in taken), "")
         if not name:  # nothing reads as a phrase: the best stems as members write them
             name = _stems_as_written(corpus, np.flatnonzero(labels == theme))
-        name = _unique(name or "untitled theme", taken, theme)
-        taken.add(name.lower())
+        name = unique_name(name or "untitled theme", taken, theme)
+        taken.add(content_key(name))
         names[theme] = name[0].upper() + name[1:]
     return names
 
 
-def _candidate_phrases(corpus: _Corpus, members: np.ndarray) -> dict[str, float]:
-    """The phrases of the theme's best ``MAX_CANDIDATES`` stem sets, best F-beta first, each with its F-beta."""
+def candidate_phrases(corpus: Corpus, members: np.ndarray, groups: np.ndarray | None = None) -> dict[str, float]:
+    """The phrases of the best ``MAX_CANDIDATES`` stem sets of ``members`` (``groups``: see
+    ``Corpus.candidates``), best F-beta first, each with its F-beta."""
     phrases: dict[str, float] = {}
-    for f_score, combo in corpus.candidates(members)[:MAX_CANDIDATES]:
+    for f_score, combo in corpus.candidates(members, groups)[:MAX_CANDIDATES]:
         phrase = corpus.phrase(members, combo)
         if phrase is not None and phrase not in phrases:
             phrases[phrase] = f_score
     return phrases
 
 
-def _stems_as_written(corpus: _Corpus, members: np.ndarray) -> str:
+def _stems_as_written(corpus: Corpus, members: np.ndarray) -> str:
     candidates = corpus.candidates(members)
     return " ".join(corpus.surface(members, i) for i in candidates[0][1]) if candidates else ""
 
 
-def _rank_by_centroid(ranked: dict[int, dict[str, float]], labels: Labels, embeddings: Embeddings,
-                      embedder: Embedder) -> dict[int, dict[str, float]]:
-    """Each theme's candidates reordered by cosine to its centroid, plus ``PRIOR_WEIGHT`` * ln(F-beta), less
-    ``CONTENT_WORD_COST`` per content word beyond three.
+def rank_by_closeness(ranked: dict[int, dict[str, float]], targets: dict[int, np.ndarray], embedder: Embedder,
+                      prior_weight: float = PRIOR_WEIGHT) -> dict[int, dict[str, float]]:
+    """Each group's candidates ({phrase: F-beta}) reordered by cosine to its target vector (a theme's centroid),
+    plus ``prior_weight`` * ln(F-beta), less ``CONTENT_WORD_COST`` per content word beyond three.
 
-    Every theme's phrases go to the embedder in one batch (about 13 per theme after duplicates).
+    Every group's phrases go to the embedder in one batch (about 13 per theme after duplicates).
     """
     phrases = sorted({phrase for candidates in ranked.values() for phrase in candidates})
     if not phrases:
@@ -262,12 +276,12 @@ def _rank_by_centroid(ranked: dict[int, dict[str, float]], labels: Labels, embed
     vectors = unit_rows(np.asarray(embedder.embed(phrases), dtype=np.float64))
     row = {phrase: i for i, phrase in enumerate(phrases)}
     reordered = {}
-    for theme, candidates in ranked.items():
-        centroid = unit(np.asarray(embeddings[labels == theme], dtype=np.float64).mean(axis=0))
-        score = {p: float(vectors[row[p]] @ centroid) + PRIOR_WEIGHT * np.log(f)
+    for group, candidates in ranked.items():
+        target = unit(np.asarray(targets[group], dtype=np.float64))
+        score = {p: float(vectors[row[p]] @ target) + prior_weight * np.log(f)
                  - CONTENT_WORD_COST * max(sum(w not in GLUE for w in p.split()) - 3, 0) for p, f in candidates.items()}
         # Stable on ties: the F-beta order (the dict's own) decides between equal scores.
-        reordered[theme] = {p: candidates[p] for p in sorted(candidates, key=lambda p: -score[p])}
+        reordered[group] = {p: candidates[p] for p in sorted(candidates, key=lambda p: -score[p])}
     return reordered
 
 
@@ -277,8 +291,14 @@ def _without_determiners(phrase: str) -> str:
     return " ".join(kept) if len(kept) >= 2 else phrase
 
 
-def _unique(name: str, taken: set[str], theme: int) -> str:
-    """Every candidate was taken: number this one, so that no two themes ever read the same."""
-    if name.lower() not in taken:
-        return name
-    return f"{name} ({theme})"
+def content_key(name: str) -> str:
+    """What two names must not share: their content stems, in any order ("Transfer failed" and "Failed
+    transfer" are one name), or the lowercase name when it holds no content word."""
+    stems = sorted({stem(w) for w in WORD.findall(name.lower()) if w not in NAME_STOP_WORDS and w not in GLUE})
+    return " ".join(stems) or name.lower()
+
+
+def unique_name(name: str, taken: Collection[str], number: int) -> str:
+    """``name``, numbered when its ``content_key`` is ``taken`` (every candidate was), so that no two ever
+    read the same."""
+    return name if content_key(name) not in taken else f"{name} ({number})"

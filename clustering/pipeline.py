@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,6 +21,14 @@ class AreaGrouper(Protocol):
     area_of_theme_: dict[int, int]
 
     def fit(self, X: Embeddings, y: Labels, /) -> object: ...
+
+
+@runtime_checkable
+class AreaLabeller(Protocol):
+    """A labeller that also names areas from their themes (``ThemeLabeller.label_areas``)."""
+
+    def label_areas(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels,
+                    area_of_theme: Mapping[int, int], theme_titles: Collection[str], /) -> dict[int, ThemeLabel]: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,8 @@ class ThemeResult:
 class ThemePipeline:
     """Cluster, label, group into areas, label the areas. ``None`` for a stage: the default one
     (``SpectralThemeClusterer``, ``ThemeLabeller``, ``ThemeAreaGrouper``); the vectorizer behind the keywords
-    is the labeller's, so swap it there. Areas are named by the same labeller as themes."""
+    is the labeller's, so swap it there. Areas are named by the same labeller as themes: by its ``label_areas``
+    where it has one (what the area's themes share, no theme's name), else by its ``label``."""
 
     def __init__(self, clusterer: Clusterer | None = None, labeller: Labeller | None = None,
                  grouper: AreaGrouper | None = None) -> None:
@@ -59,6 +68,11 @@ class ThemePipeline:
             self.grouper.fit(embeddings, labels)
             area_of_theme = {theme: area for theme, area in self.grouper.area_of_theme_.items() if theme in themes}
         result = ThemeResult(labels=labels, themes=themes, centroids=centroids, area_of_theme=area_of_theme)
-        areas = self.labeller.label(texts, embeddings, result.area_labels()) if area_of_theme else {}
+        areas: dict[int, ThemeLabel] = {}
+        if area_of_theme and isinstance(self.labeller, AreaLabeller):
+            areas = self.labeller.label_areas(texts, embeddings, labels, area_of_theme,
+                                              [info.title for info in themes.values()])
+        elif area_of_theme:  # a labeller that knows only themes names each area like one
+            areas = self.labeller.label(texts, embeddings, result.area_labels())
         return ThemeResult(labels=labels, themes=themes, centroids=centroids, area_of_theme=area_of_theme,
                            areas=areas)

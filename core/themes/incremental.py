@@ -69,9 +69,7 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
     for emerged in themer.emerge(force=True):
         if not emerged.new:
             continue
-        member_vectors = np.vstack([vectors[item_id] for item_id in emerged.members])
-        member_texts = [texts[item_id] for item_id in emerged.members]
-        theme = _new_theme(session, themer, emerged.theme, member_texts, member_vectors, list(texts.values()))
+        theme = _new_theme(loop, session, themer, emerged.theme, emerged.members, texts, vectors)
         for item_id in emerged.members:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE))
         session.flush()
@@ -119,17 +117,28 @@ def _themer_from_database(loop: FeedbackLoop, session: Session, dims: int) -> In
     )
 
 
-def _new_theme(session: Session, themer: IncrementalThemer, provisional_id: int, member_texts: list[str],
-               member_vectors: np.ndarray, pool_texts: list[str]) -> Theme:
-    # Keywords that set these items apart from everything else still waiting.
-    others = [text for text in pool_texts if text not in set(member_texts)] or ["-"]
-    labels = np.array([0] * len(member_texts) + [-1] * len(others), dtype=np.int64)
-    keywords = class_tfidf_keywords(member_texts + others, labels).get(0, [])
-    quotes = representative_quotes(member_vectors, list(range(len(member_texts))))
-    # Named like a theme of a full clustering, the keywords kept beside the name (issue 18).
-    name = theme_names(member_texts + others, labels).get(0) or readable_title(keywords)
+def _new_theme(loop: FeedbackLoop, session: Session, themer: IncrementalThemer, provisional_id: int,
+               members: list[int], texts: dict[int, str], vectors: dict[int, np.ndarray]) -> Theme:
+    """A theme for ``members`` among the waiting items ``texts`` (and their ``vectors``), named like a theme
+    of a full clustering (issue 18) and unlike every active theme: its candidates ranked by the loop's
+    embedder, one batch of about thirty phrases, the keywords kept beside the name."""
+    chosen = set(members)
+    # Keywords and names that set these items apart from everything else still waiting.
+    others = [item_id for item_id in texts if item_id not in chosen and texts[item_id] not in
+              {texts[m] for m in members}]
+    order = list(members) + others
+    pool_texts = [texts[item_id] for item_id in order] + ([] if others else ["-"])
+    labels = np.array([0] * len(members) + [-1] * (len(pool_texts) - len(members)), dtype=np.int64)
+    pool_vectors = np.vstack([vectors[item_id] for item_id in order]
+                             + ([] if others else [np.zeros_like(vectors[members[0]])]))
+    keywords = class_tfidf_keywords(pool_texts, labels).get(0, [])
+    quotes = representative_quotes(pool_vectors, list(range(len(members))))
+    active = session.scalars(select(Theme.label).where(Theme.status.not_in(INACTIVE_STATUSES),
+                                                       Theme.merged_into_id.is_(None))).all()
+    name = (theme_names(pool_texts, labels, pool_vectors, loop.embedder, taken_names=active).get(0)
+            or readable_title(keywords))
     theme = Theme(label=name, keywords=keywords, status="new",
-                  quotes=[member_texts[i] for i in quotes])
+                  quotes=[pool_texts[i] for i in quotes])
     index = themer.theme_ids.index(provisional_id)
     theme.centroid = themer.centroids[index].tobytes()
     theme.radius = float(themer.radii[index])
