@@ -47,34 +47,30 @@ def embed_pending(loop: FeedbackLoop, session: Session, progress: Progress | Non
     another model or backend); each distinct text once, and none whose vector is already stored
     (core/themes/embedding.py). The number of items given a vector."""
     embedder = loop.embedder
-    pending = session.execute(
-        select(FeedbackItem.id, FeedbackItem.text_redacted).where(_lacks_embedding_of(embedder.name))
-        .order_by(FeedbackItem.id)
-    ).all()
-    if not pending:
+    # Whole rows in one query: the hook below reads their other columns, and one SELECT per item would cost
+    # more than the hashing.
+    items = session.scalars(select(FeedbackItem).where(_lacks_embedding_of(embedder.name))
+                            .order_by(FeedbackItem.id)).all()
+    if not items:
         return 0
-    hashes = [text_hash(text) for _, text in pending]
+    hashes = [text_hash(item.text_redacted) for item in items]
     blobs = stored_vectors(session, hashes, embedder.name)
-    first_text = {hash_: text for hash_, (_, text) in reversed(list(zip(hashes, pending, strict=True)))}
+    first_text = {hash_: item.text_redacted for hash_, item in reversed(list(zip(hashes, items, strict=True)))}
     missing = [hash_ for hash_ in dict.fromkeys(hashes) if hash_ not in blobs]
     timer = BatchTimer(progress)
     if missing:
         fresh = embed_distinct(embedder, [first_text[hash_] for hash_ in missing], timer)
         blobs.update((hash_, vector.tobytes()) for hash_, vector in zip(missing, fresh, strict=True))
         record_batches(session, embedder.name, timer.batches)
-    if progress is not None and len(pending) > len(missing):
-        progress(len(pending) - len(missing))  # the items that reused a vector
-    items = []
-    for (item_id, _), hash_ in zip(pending, hashes, strict=True):
-        item = session.get(FeedbackItem, item_id)
-        assert item is not None
+    if progress is not None and len(items) > len(missing):
+        progress(len(items) - len(missing))  # the items that reused a vector
+    for item, hash_ in zip(items, hashes, strict=True):
         item.embedding = blobs[hash_]
         item.embedding_model = embedder.name
         item.text_hash = hash_
-        items.append(item)
     vectors = np.vstack([np.frombuffer(blobs[hash_], dtype=np.float32) for hash_ in hashes])
-    rescore_from_embeddings(loop, items, vectors)
-    return len(pending)
+    rescore_from_embeddings(loop, list(items), vectors)
+    return len(items)
 
 
 def _lacks_embedding_of(model: str) -> ColumnElement[bool]:
