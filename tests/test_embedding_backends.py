@@ -115,6 +115,22 @@ def test_the_setting_picks_the_backend_and_its_vectors_get_their_own_model_name(
     assert make_embedder().name == "minilm"  # torch keeps the name its vectors always had
 
 
+def test_the_prepare_command_builds_or_finds_the_backends_model(backend_cache: Path, cli_env: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from core.cli.app import app
+    from core.settings import get_settings
+
+    monkeypatch.setenv("FEEDBACKLOOP_EMBEDDING_CACHE_DIR", str(backend_cache))
+    assert "nothing to prepare" in CliRunner().invoke(app, ["embeddings", "prepare"]).output
+    monkeypatch.setenv("FEEDBACKLOOP_EMBEDDING_BACKEND", "onnx")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["embeddings", "prepare"])
+    assert result.exit_code == 0, result.output
+    assert "minilm+onnx" in result.output and any(backend_cache.glob("minilm+onnx-*.onnx"))
+
+
 def test_a_backend_for_an_embedder_without_backends_is_refused(sqlite_url: str) -> None:
     class Plugin:
         from core import hookimpl
