@@ -1,8 +1,9 @@
 """``GET /metrics`` in Prometheus's text format, for a key with the ``metrics`` scope.
 
 Each app has its own registry (nothing is made at import, and two apps in one process count apart).
-Counters and latencies are this process's; queue depths, the outbox's states and failing deliveries are
-read from the database at each scrape (``core.pipeline_state``), so every process reports the same.
+Counters and latencies are this process's; queue depths, the outbox's states, failing deliveries and the
+worker's embedding throughput are read from the database at each scrape (``core.pipeline_state``,
+``core.themes.embedding``), so every process reports the same.
 Labels are bounded: a request's route template (never its raw path), a webhook's channel only when the
 channel exists.
 """
@@ -25,6 +26,7 @@ from api.errors import error_responses
 from core.auth.api_keys import ApiCaller
 from core.loop import FeedbackLoop
 from core.pipeline_state import read_pipeline_state
+from core.themes.embedding import THROUGHPUT_WINDOW, recent_throughput
 
 router = APIRouter(tags=["health"])
 # From a cheap /healthz (about a millisecond) to a big batch or a slow page.
@@ -40,6 +42,7 @@ class PipelineCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self.loop.session() as session:
             state = read_pipeline_state(session)
+            throughput = recent_throughput(session)
         depth = GaugeMetricFamily("feedbackloop_queue_depth", "Work waiting, per queue", labels=["queue"])
         oldest = GaugeMetricFamily("feedbackloop_queue_oldest_seconds",
                                    "How long the oldest waiting work of each queue has waited", labels=["queue"])
@@ -55,7 +58,14 @@ class PipelineCollector(Collector):
             failing.add_metric([target_type], count)
         unthemed = GaugeMetricFamily("feedbackloop_items_without_theme", "Embedded items in no theme")
         unthemed.add_metric([], state.items_without_theme)
-        yield from (depth, oldest, outbox, failing, unthemed)
+        # The worker embeds, so its batches (core/themes/embedding.py) are read here from the database.
+        embedding = GaugeMetricFamily(
+            "feedbackloop_embedding_texts_per_second",
+            f"Texts embedded per second inside the embedder, over each model's last {THROUGHPUT_WINDOW} batches",
+            labels=["model"])
+        for figure in throughput:
+            embedding.add_metric([figure.model], figure.texts_per_second)
+        yield from (depth, oldest, outbox, failing, unthemed, embedding)
 
 
 class ApiMetrics:

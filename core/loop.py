@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -15,7 +16,7 @@ from core.db import make_engine, make_session_factory, migrate, session_scope
 from core.errors import ConfigurationError
 from core.intake.pseudonyms import Pseudonyms, load_pseudonyms
 from core.plugin_manager import channel_types, embedders, make_plugin_manager, target_types
-from core.settings import Settings
+from core.settings import Settings, embedding_cache_dir
 from core.tasks.kicks import Kicker
 from core.types import ChannelType, TargetType
 
@@ -69,8 +70,19 @@ class FeedbackLoop:
             name = self.settings.embedding_model
             if name not in factories:
                 raise ConfigurationError(f"unknown embedding model {name!r}; registered: {sorted(factories)}")
-            self._embedder = factories[name](batch_size=self.settings.embed_batch_size)
+            self._embedder = factories[name](**self._embedder_options(name, factories[name]))
         return self._embedder
+
+    def _embedder_options(self, name: str, factory: Any) -> dict[str, Any]:
+        """Keyword arguments for the factory; a backend other than torch only for a factory that takes one."""
+        options: dict[str, Any] = {"batch_size": self.settings.embed_batch_size}
+        backend = self.settings.embedding_backend
+        if backend != "torch":
+            if "backend" not in inspect.signature(factory).parameters:
+                raise ConfigurationError(f"the embedding model {name!r} has no backend option; "
+                                         f"FEEDBACKLOOP_EMBEDDING_BACKEND={backend} needs one that does (minilm)")
+            options.update(backend=backend, cache_dir=str(embedding_cache_dir(self.settings)))
+        return options
 
     def close(self) -> None:
         self.engine.dispose()

@@ -57,6 +57,9 @@ class FeedbackItem(Base):
     embedding_model: Mapped[str | None] = mapped_column(String(128))
     # Hash of (author pseudonym, normalised text): the same words from the same author are one item.
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Hash of the normalised shown text (core/themes/text_hash.py), whoever wrote it: items with equal hashes
+    # share one embedding per model, so each distinct text is embedded once.
+    text_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     # Impact signals from the channel (a payload field or a lookup file), for weighting themes.
     customer_tier: Mapped[str | None] = mapped_column(String(64))
     account_value: Mapped[float | None] = mapped_column(Float)
@@ -64,6 +67,17 @@ class FeedbackItem(Base):
     source_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     membership: Mapped[ThemeMembership | None] = relationship(back_populates="item", uselist=False)
+
+
+class EmbeddingBatch(Base):
+    """One batch the worker embedded: the API process derives the embedding throughput from these rows."""
+
+    __tablename__ = "embedding_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128))
+    texts: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class Area(Base):

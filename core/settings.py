@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -32,6 +33,13 @@ class Settings(BaseSettings):
     rules_file: Path | None = None
     embedding_model: str = "minilm"
     embed_batch_size: int = 64
+    # How the embedding model runs (FEEDBACKLOOP_EMBEDDING_BACKEND): "torch" (sentence-transformers), "onnx" (ONNX
+    # Runtime on a local export; extra "onnx") or "model2vec" (a static model distilled from it: much faster,
+    # coarser; extra "model2vec"). Each is built from the packaged model at first use or by `feedbackloop
+    # embeddings prepare`, into embedding_cache_dir (default $XDG_CACHE_HOME/feedbackloop, else
+    # ~/.cache/feedbackloop). Their vectors are stored under different model names and never mixed.
+    embedding_backend: Literal["torch", "onnx", "model2vec"] = "torch"
+    embedding_cache_dir: Path | None = None
     # Sentiment and kind: intake always scores with VADER and the rules (plugins/sentiment.py, plugins/kind.py);
     # "minilm-lr" re-scores each item from its MiniLM embedding once the worker has embedded it
     # (plugins/sentiment_model.py, no second embedding); "rules" keeps the intake scores.
@@ -168,6 +176,13 @@ class Settings(BaseSettings):
             raise ValueError(f"the storage must start with one of {', '.join(sorted(RATE_LIMIT_STORAGE_SCHEMES))} "
                              "followed by ://")
         return value
+
+
+def embedding_cache_dir(settings: Settings) -> Path:
+    if settings.embedding_cache_dir is not None:
+        return settings.embedding_cache_dir
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "feedbackloop"
 
 
 @lru_cache

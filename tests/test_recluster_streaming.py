@@ -34,7 +34,7 @@ def test_small_chunks_and_batches_give_the_same_themes(tmp_path: Path, monkeypat
         assert len(expected) == 20 and len({theme for _, theme, _, _ in expected}) == 2
         assert memberships(chunked) == expected
         with chunked.session() as session:
-            ids, texts, vectors = build._embedded_items(session)
+            ids, texts, vectors = build._embedded_items(session, "hash")
             stored = session.scalars(select(FeedbackItem).order_by(FeedbackItem.id)).all()
             assert ids == [item.id for item in stored] and texts == [item.text_redacted for item in stored]
             assert np.array_equal(vectors, np.vstack([np.frombuffer(item.embedding or b"", dtype=np.float32)
@@ -60,7 +60,7 @@ def test_rows_committed_between_the_count_and_the_read_are_kept(tmp_path: Path,
     monkeypatch.setattr(build.Session, "scalar", short_count)
     try:
         with loop.session() as session:
-            ids, _, vectors = build._embedded_items(session)
+            ids, _, vectors = build._embedded_items(session, "hash")
         assert len(ids) == 20 and vectors.shape[0] == 20
         with loop.session() as session:
             last = session.scalars(select(FeedbackItem).order_by(FeedbackItem.id.desc())).first()

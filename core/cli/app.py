@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from core.cli import admin, intake, routing, server, themes, users, workers
+from core.cli import admin, embeddings, intake, routing, server, themes, users, workers
 from core.cli.common import consoles
 from core.errors import FeedbackloopError
 from core.settings import get_settings
@@ -41,7 +41,7 @@ def check_settings() -> None:
     get_settings()
 
 
-for group in (intake, themes, routing, server, admin, users, workers):
+for group in (intake, themes, routing, server, admin, users, workers, embeddings):
     group.register(app)
 
 

@@ -45,7 +45,7 @@ def open_loop(settings: Settings | None = None) -> FeedbackLoop:
 
 def embed_with_progress(loop: FeedbackLoop) -> int:
     with loop.session() as session:
-        total = count_pending_embeddings(session)
+        total = count_pending_embeddings(session, loop.embedder.name)
     if not total:
         return 0
     with progress_bar("Embedding", total) as progress, loop.session() as session:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import select
 
 from core.community.decline import check_declines
@@ -29,7 +28,7 @@ from core.routing.replies import send_loop_replies
 from core.routing.spikes import check_spikes
 from core.routing.tracker_status import poll_statuses
 from core.tasks.locks import exclusive
-from core.themes.build import ClusterReport, recluster, rescore_from_embeddings
+from core.themes.build import ClusterReport, embed_items, lacks_embedding_of, recluster
 from core.themes.incremental import AssignReport, assign_embedded
 
 # Items claimed per embedding transaction: several of the embedder's batches, few enough that a killed
@@ -51,22 +50,18 @@ class PollReport:
 
 
 def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM) -> int:
-    """Embed (and re-score) every item without an embedding, batch by claimed batch; how many were embedded."""
+    """Embed (and re-score) every item without the configured model's embedding, batch by claimed batch (each
+    distinct text once: core/themes/embedding.py); how many were given a vector."""
     total = 0
     while True:
         with loop.session() as session:
             items = list(session.scalars(
-                select(FeedbackItem).where(FeedbackItem.embedding.is_(None)).order_by(FeedbackItem.id)
+                select(FeedbackItem).where(lacks_embedding_of(loop.embedder.name)).order_by(FeedbackItem.id)
                 .limit(claim).with_for_update(skip_locked=True, key_share=True)
             ))
             if not items:
                 return total
-            embedder = loop.embedder
-            vectors = np.asarray(embedder.embed([item.text_redacted for item in items]), dtype=np.float32)
-            for item, vector in zip(items, vectors, strict=True):
-                item.embedding = vector.tobytes()
-                item.embedding_model = embedder.name
-            rescore_from_embeddings(loop, items, vectors)
+            embed_items(loop, session, items)
         total += len(items)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, true
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, true
 from sqlalchemy.orm import Session
 
 from clustering.identity import match_to_predecessors
@@ -21,7 +21,9 @@ from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
 from core.themes.areas import write_areas
+from core.themes.embedding import BatchTimer, embed_distinct, record_batches, stored_vectors
 from core.themes.suggestions import forbidden_themes
+from core.themes.text_hash import text_hash
 from core.themes.views import final_theme, theme_view
 from core.types import ItemDraft, MembershipSource
 
@@ -43,24 +45,46 @@ def theme_pipeline(loop: FeedbackLoop) -> ThemePipeline:
 
 
 def embed_pending(loop: FeedbackLoop, session: Session, progress: Progress | None = None) -> int:
-    """Embed every item that has no embedding yet (or whose text changed); each is embedded once."""
-    pending = session.execute(
-        select(FeedbackItem.id, FeedbackItem.text_redacted).where(FeedbackItem.embedding.is_(None))
-        .order_by(FeedbackItem.id)
-    ).all()
-    if not pending:
+    """Embed every item that has no embedding from the configured model yet (new, edited, or embedded by
+    another model or backend); each distinct text once, and none whose vector is already stored
+    (core/themes/embedding.py). The number of items given a vector."""
+    # Whole rows in one query: the hook below reads their other columns, and one SELECT per item would cost
+    # more than the hashing.
+    items = session.scalars(select(FeedbackItem).where(lacks_embedding_of(loop.embedder.name))
+                            .order_by(FeedbackItem.id)).all()
+    return embed_items(loop, session, list(items), progress)
+
+
+def embed_items(loop: FeedbackLoop, session: Session, items: list[FeedbackItem],
+                progress: Progress | None = None) -> int:
+    """Give ``items`` (rows of this session: all pending ones, or a worker's claimed batch) the configured
+    model's vectors, each distinct text embedded once; the number of items given a vector."""
+    if not items:
         return 0
     embedder = loop.embedder
-    vectors = np.asarray(embedder.embed([text for _, text in pending], progress=progress), dtype=np.float32)
-    items = []
-    for (item_id, _), vector in zip(pending, vectors, strict=True):
-        item = session.get(FeedbackItem, item_id)
-        assert item is not None
-        item.embedding = vector.tobytes()
+    hashes = [text_hash(item.text_redacted) for item in items]
+    blobs = stored_vectors(session, hashes, embedder.name)
+    first_text = {hash_: item.text_redacted for hash_, item in reversed(list(zip(hashes, items, strict=True)))}
+    missing = [hash_ for hash_ in dict.fromkeys(hashes) if hash_ not in blobs]
+    timer = BatchTimer(progress)
+    if missing:
+        fresh = embed_distinct(embedder, [first_text[hash_] for hash_ in missing], timer)
+        blobs.update((hash_, vector.tobytes()) for hash_, vector in zip(missing, fresh, strict=True))
+        record_batches(session, embedder.name, timer.batches)
+    if progress is not None and len(items) > len(missing):
+        progress(len(items) - len(missing))  # the items that reused a vector
+    for item, hash_ in zip(items, hashes, strict=True):
+        item.embedding = blobs[hash_]
         item.embedding_model = embedder.name
-        items.append(item)
+        item.text_hash = hash_
+    vectors = np.vstack([np.frombuffer(blobs[hash_], dtype=np.float32) for hash_ in hashes])
     rescore_from_embeddings(loop, items, vectors)
-    return len(pending)
+    return len(items)
+
+
+def lacks_embedding_of(model: str) -> ColumnElement[bool]:
+    return or_(FeedbackItem.embedding.is_(None), FeedbackItem.embedding_model.is_(None),
+               FeedbackItem.embedding_model != model)
 
 
 def rescore_from_embeddings(loop: FeedbackLoop, items: list[FeedbackItem], vectors: np.ndarray) -> None:
@@ -76,8 +100,10 @@ def rescore_from_embeddings(loop: FeedbackLoop, items: list[FeedbackItem], vecto
             item.kind = draft.kind
 
 
-def count_pending_embeddings(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(FeedbackItem.embedding.is_(None))) or 0)
+def count_pending_embeddings(session: Session, model: str | None = None) -> int:
+    """Items without an embedding; given ``model``, also those embedded by another model."""
+    waiting = FeedbackItem.embedding.is_(None) if model is None else lacks_embedding_of(model)
+    return int(session.scalar(select(func.count()).where(waiting)) or 0)
 
 
 @dataclass
@@ -96,7 +122,7 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     Items a person placed (membership source "human") stay where they were put, and no item goes into a
     theme a person rejected it for (a rejected suggestion, core/themes/suggestions.py).
     """
-    item_ids, texts, embeddings = _embedded_items(session)
+    item_ids, texts, embeddings = _embedded_items(session, loop.embedder.name)
     result = theme_pipeline(loop).run(texts, embeddings)
     old_members, human = _memberships(session)
     new_members = _machine_members(item_ids, result.labels, human)
@@ -127,15 +153,17 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
                          kept=len(mapping) - len(created_ids), unthemed=unthemed, areas=areas)
 
 
-def _embedded_items(session: Session) -> tuple[list[int], list[str], np.ndarray]:
-    """Ids, texts and embeddings (one row each) of every embedded item, in id order; staff answers are kept
-    for community figures (core/community/vitality.py) but are no customer's feedback, so no theme's.
+def _embedded_items(session: Session, model: str) -> tuple[list[int], list[str], np.ndarray]:
+    """Ids, texts and embeddings (one row each) of every item embedded by ``model``, in id order (vectors of
+    two models are never compared); staff answers are kept for community figures
+    (core/community/vitality.py) but are no customer's feedback, so no theme's.
 
     Streamed in chunks into one preallocated array: at a million items, holding every row's bytes as Python
     objects and then stacking them would need the embeddings' size twice over (bench/million_bench.py).
     """
     query = (select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
-             .where(FeedbackItem.embedding.is_not(None), not_a_staff_answer(session)).order_by(FeedbackItem.id))
+             .where(FeedbackItem.embedding.is_not(None), FeedbackItem.embedding_model == model,
+                    not_a_staff_answer(session)).order_by(FeedbackItem.id))
     expected = int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
     item_ids: list[int] = []
     texts: list[str] = []
