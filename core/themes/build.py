@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from clustering.pipeline import ThemePipeline, ThemeResult
 from clustering.spectral import SpectralThemeClusterer
 from clustering.steering import steer
 from core.community.item_metadata import not_a_staff_answer
+from core.logs import log_items_after_commit
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
@@ -26,6 +28,7 @@ from core.themes.views import final_theme, theme_view
 from core.types import ItemDraft, MembershipSource
 
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 
 def make_clusterer(settings: Settings) -> SpectralThemeClusterer:
@@ -58,6 +61,8 @@ def embed_pending(loop: FeedbackLoop, session: Session, progress: Progress | Non
         item.embedding_model = embedder.name
         items.append(item)
     rescore_from_embeddings(loop, items, vectors)
+    log_items_after_commit(session, log, "item.embedded",
+                           [{"item_id": item.id, "request_id": item.request_id} for item in items], model=embedder.name)
     return len(pending)
 
 
