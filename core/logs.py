@@ -21,6 +21,7 @@ import re
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import IO, Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -66,6 +67,8 @@ def bounded(value: Any, chars: int = MAX_FIELD_CHARS, depth: int = 0) -> Any:
         return value if len(value) <= chars else value[:chars] + f"...({len(value) - chars} more)"
     if value is None or isinstance(value, bool | int | float):
         return value
+    if isinstance(value, datetime):  # the line's timestamp: ISO 8601 with its "T"
+        return value.isoformat()
     if depth >= 3:
         return bounded(repr(value), chars)
     if isinstance(value, Mapping):

@@ -139,6 +139,7 @@ def test_one_request_id_follows_an_item_from_webhook_to_ticket(tmp_path: Path, m
 
         for line in lines:
             assert {"timestamp", "level", "logger", "event"} <= set(line)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00", line["timestamp"])
         [request] = events(lines, "http.request", request_id=followed)
         assert (request["route"], request["status"], request["method"]) == ("/webhooks/{channel}", 202, "POST")
         [intake] = events(lines, "webhook.stored", request_id=followed)
