@@ -117,6 +117,22 @@ class TextFormatter(logging.Formatter):
         return f"{line} {fields}" if fields else line
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is written (a command run inside another program, such as
+    a test's CLI runner, may swap it and close the one it lent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
 def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logging.Handler:
     """One handler on the root logger in the configured format (replacing one made here before); returns it.
 
@@ -124,9 +140,9 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
     line of the process is JSON.
     """
     root = logging.getLogger()
-    for handler in [handler for handler in root.handlers if getattr(handler, OURS, False)]:
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    for earlier in [earlier for earlier in root.handlers if getattr(earlier, OURS, False)]:
+        root.removeHandler(earlier)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else StderrHandler()
     setattr(handler, OURS, True)
     handler.setFormatter(BoundedJsonFormatter() if settings.log_format == "json" else TextFormatter())
     root.addHandler(handler)
