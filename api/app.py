@@ -30,6 +30,7 @@ from api.pages import triage as triage_page
 from api.pages.common import STATIC_DIR, is_page_path, make_templates
 from api.pages.errors import page_error
 from api.rate_limits import RateLimitMiddleware, RateLimits
+from api.request_ids import RequestIdMiddleware
 from api.routes import (
     champions,
     channels,
@@ -47,6 +48,7 @@ from api.security_headers import SecurityHeadersMiddleware
 from core import __version__
 from core.db import WalCheckpointer
 from core.intake.group_commit import WebhookIntake
+from core.logs import configure_logging
 from core.loop import FeedbackLoop
 from core.settings import Settings, get_settings
 
@@ -94,7 +96,9 @@ def create_app(settings: Settings, loop: FeedbackLoop | None = None) -> FastAPI:
     app.add_middleware(RateLimitMiddleware, settings=feedback_loop.settings)
     app.add_middleware(SecurityHeadersMiddleware,
                        docs_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
-    app.add_middleware(RequestTimingMiddleware, metrics=app.state.metrics)  # outermost: the whole answer's time
+    app.add_middleware(RequestTimingMiddleware, metrics=app.state.metrics)  # the whole answer's time
+    # Outermost: every answer carries its request id (a 429 too) and is logged under it.
+    app.add_middleware(RequestIdMiddleware, settings=feedback_loop.settings)
     return app
 
 
@@ -112,7 +116,9 @@ def install_workspace(app: FastAPI, feedback_loop: FeedbackLoop) -> None:
 
 def app_factory() -> FastAPI:
     """The served app, built by uvicorn from the environment's settings (``feedbackloop serve``)."""
-    app = create_app(get_settings())
+    settings = get_settings()
+    configure_logging(settings)  # in each server process, after uvicorn set up its own loggers
+    app = create_app(settings)
     # Everything loaded so far lives as long as the process: moving it out of the collector's sight
     # keeps full collections short, which would otherwise show up as latency spikes under load.
     gc.freeze()

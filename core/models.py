@@ -65,6 +65,9 @@ class FeedbackItem(Base):
     account_value: Mapped[float | None] = mapped_column(Float)
     # When the source last edited the item: an edit older than this is a replay or a late delivery.
     source_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The HTTP request that created the item or last changed its text (X-Request-ID, core/logs.py): the worker
+    # names it in its log lines, so one id follows the item from webhook to ticket. None for imports and polls.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
     membership: Mapped[ThemeMembership | None] = relationship(back_populates="item", uselist=False)
 
@@ -174,6 +177,9 @@ class Delivery(Base):
     # The ticket's status in the tracker as last read (webhook or polling).
     external_status: Mapped[str | None] = mapped_column(String(128))
     status_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the target last created or updated the ticket: the log line of the next send names the items that
+    # joined the theme since then.
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     theme: Mapped[Theme] = relationship()
     owner: Mapped[Owner | None] = relationship()

@@ -140,6 +140,14 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(BROKER_SCHEMES):
             raise ValueError(f"the broker URL starts with one of {', '.join(BROKER_SCHEMES)}")
         return value
+    # Logs (core/logs.py) of the long-running processes (serve, the worker): "text" lines for a laptop, or "json",
+    # one object per line (timestamp, level, logger, event and the ids involved) for a log collector. log_level is
+    # feedbackloop's own loggers' level (other libraries log warnings and worse). trust_request_id_header: take the
+    # X-Request-ID of a request when it is a plain token (letters, digits, . _ : -, at most 64), which is right only
+    # behind a proxy that sets it on every request; otherwise every request gets an id of its own.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    trust_request_id_header: bool = False
 
     @field_validator("oidc_issuer")
     @classmethod

@@ -74,6 +74,8 @@ class ItemDraft:
     redacted_text: str | None = None
     sentiment: float | None = None
     kind: str | None = None
+    # Set by the core, not by plugins: the HTTP request that brought the item (core/logs.py), kept on it.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

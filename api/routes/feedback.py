@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, status
 from api.deps import IntakeKey, LoopDep, ReadKey, SessionDep
 from api.errors import API_ERRORS, error_responses
 from api.inputs import Offset, ThemeIdQuery, UtcDatetime
+from api.request_ids import RequestIdDep
 from api.schemas import FeedbackBatch, FeedbackCreate, FeedbackPage, FeedbackPublic, IngestResult
 from core.intake.api_channels import ingest_from_api
 from core.intake.queries import ItemFilter, list_items
@@ -28,12 +29,12 @@ def public_item(item: FeedbackItem) -> FeedbackPublic:
 @router.post("/feedback", status_code=status.HTTP_201_CREATED, operation_id="create_feedback",
              responses=error_responses(503))
 def create_feedback(body: FeedbackCreate | FeedbackBatch, loop: LoopDep, session: SessionDep,
-                    caller: IntakeKey) -> IngestResult:
+                    caller: IntakeKey, request_id: RequestIdDep) -> IngestResult:
     """Store one item, or a batch as ``{"items": [...]}``; re-sent items (same channel and id) add nothing."""
     entries = body.items if isinstance(body, FeedbackBatch) else [body]
     drafts = [ItemDraft(text=entry.text, channel=entry.channel, external_id=entry.external_id,
                         author=entry.author, url=entry.url, created_at=entry.created_at,
-                        metadata=dict(entry.metadata)) for entry in entries]
+                        metadata=dict(entry.metadata), request_id=request_id) for entry in entries]
     report = ingest_from_api(loop, session, drafts, caller.writable_channels())
     return IngestResult(created=report.created, updated=report.updated, duplicates=report.duplicates,
                         ids=report.item_ids)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api.deps import IntakeDep
 from api.errors import error_responses
+from api.request_ids import request_id
 from core.intake.channels import MAX_WEBHOOK_BYTES
 from core.types import WebhookAnswer, WebhookRejected
 
@@ -47,7 +48,7 @@ async def webhook(channel: str, request: Request, intake: IntakeDep) -> Response
     metrics = request.app.state.metrics
     try:
         body = await read_limited(request)
-        outcome = await intake.receive(channel, dict(request.headers), body)
+        outcome = await intake.receive(channel, dict(request.headers), body, await request_id(request))
     except WebhookRejected as rejected:  # an unknown channel is not a label: anyone could make new series
         metrics.count_webhook(None if rejected.status_code == 404 else channel, str(rejected.status_code))
         raise

@@ -11,6 +11,7 @@ from core.audit import cli_actor
 from core.cli import tables
 from core.cli.common import consoles, open_loop
 from core.errors import InvalidInput
+from core.logs import configure_logging
 from core.routing.outbox import list_deliveries, retry_delivery
 from core.routing.plan import decide, route
 from core.routing.rules import load_rules
@@ -70,6 +71,7 @@ def deliveries_work(
     interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 5.0,
 ) -> None:
     """The delivery worker: send due tickets, retries and updates; read tracker statuses; check spikes."""
+    configure_logging(get_settings())  # text or JSON lines on standard error (FEEDBACKLOOP_LOG_FORMAT)
     loop = open_loop()
     if once:
         report = run_round(loop)

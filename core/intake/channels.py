@@ -135,8 +135,10 @@ def channel_config(loop: FeedbackLoop, channel_name: str) -> ChannelConfig:
 
 
 def prepare_delivery(loop: FeedbackLoop, config: ChannelConfig, headers: Mapping[str, str],
-                     body: bytes) -> IntakeResult:
-    """Everything before storage: size, plugin, secret, signature and parsing, impact; raises WebhookRejected."""
+                     body: bytes, request_id: str | None = None) -> IntakeResult:
+    """Everything before storage: size, plugin, secret, signature and parsing, impact; raises WebhookRejected.
+
+    ``request_id`` (the HTTP request's, core/logs.py) is kept on the items the delivery creates or edits."""
     if len(body) > MAX_WEBHOOK_BYTES:
         raise WebhookRejected(413, f"body is {len(body)} bytes; the limit is {MAX_WEBHOOK_BYTES}")
     channel_type = loop.channel_types.get(config.plugin)
@@ -163,6 +165,7 @@ def prepare_delivery(loop: FeedbackLoop, config: ChannelConfig, headers: Mapping
     internal = str(config.options.get("internal", "")).strip().lower() in {"1", "true", "yes", "on"}
     for item in result.items:
         item.channel = config.name
+        item.request_id = request_id
         if internal:  # the channel option marks every item as staff feedback, whatever the plugin said
             item.metadata["internal"] = True
     validate(result.items)
@@ -185,7 +188,8 @@ def store_with_retries(loop: FeedbackLoop, channel: str, result: IntakeResult) -
     raise AssertionError("unreachable")
 
 
-def receive_webhook(loop: FeedbackLoop, channel_name: str, headers: Mapping[str, str], body: bytes) -> WebhookOutcome:
+def receive_webhook(loop: FeedbackLoop, channel_name: str, headers: Mapping[str, str], body: bytes,
+                    request_id: str | None = None) -> WebhookOutcome:
     """Verify and parse a delivery with the channel's plugin, then store it; returns once it is committed.
 
     The server batches deliveries (``core.intake.group_commit``); this is the same work, one at a time.
@@ -193,7 +197,7 @@ def receive_webhook(loop: FeedbackLoop, channel_name: str, headers: Mapping[str,
     if len(body) > MAX_WEBHOOK_BYTES:
         raise WebhookRejected(413, f"body is {len(body)} bytes; the limit is {MAX_WEBHOOK_BYTES}")
     config = channel_config(loop, channel_name)
-    result = prepare_delivery(loop, config, headers, body)
+    result = prepare_delivery(loop, config, headers, body, request_id)
     if result.ignored is not None:
         return WebhookOutcome(ignored=result.ignored, report=None, answer=result.answer)
     return with_answer(store_with_retries(loop, config.name, result), result)

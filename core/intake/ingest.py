@@ -177,6 +177,7 @@ def draft_row(draft: ItemDraft, channel: str, external_id: str, author_pseudonym
         "source_updated_at": aware(draft.updated_at),
         "metadata_json": dict(draft.metadata), "kind": draft.kind, "sentiment": draft.sentiment,
         "content_hash": digest, "customer_tier": draft.customer_tier, "account_value": draft.account_value,
+        "request_id": draft.request_id[:64] if draft.request_id else None,  # the column's width, whoever set it
     }
 
 
@@ -241,6 +242,8 @@ def _apply_update(loop: FeedbackLoop, session: Session, existing: FeedbackItem, 
     existing.embedding = None
     existing.embedding_model = None
     existing.updated_at = utcnow()
+    if draft.request_id is not None:  # the edit's request is the one the worker's next lines follow
+        existing.request_id = draft.request_id[:64]
     session.execute(delete(ThemeMembership).where(ThemeMembership.item_id == existing.id,
                                                   ThemeMembership.source == MembershipSource.MACHINE))
     report.updated += 1

@@ -21,6 +21,7 @@ from core.clock import aware, utcnow
 from core.errors import Conflict
 from core.loop import FeedbackLoop
 from core.models import AuditEntry, Delivery, TargetCircuit
+from core.routing.delivery_log import carried_items, log_failure, log_ticket
 from core.routing.messages import ticket_message
 from core.themes.views import theme_view
 from core.types import DeliveryRequest, ThemeView
@@ -96,21 +97,26 @@ def send_one(loop: FeedbackLoop, delivery_id: int, policy: DeliveryPolicy, repor
         return
     request, view, target_type = claimed
     target = loop.target_types.get(target_type)
+    fields = {"delivery_id": delivery_id, "theme_id": view.id, "target_type": target_type}
     try:
         if target is None:
             raise LookupError(f"no plugin provides target type {target_type!r} any more")
         result = target.deliver(request)
     except Exception as error:  # a target's failure is recorded; it must not stop the others
         _record_failure(loop, delivery_id, f"{type(error).__name__}: {error}"[:2000], policy, report, rng)
+        log_failure(fields, f"{type(error).__name__}: {error}")
         return
     with loop.session() as session:
         delivery = session.get(Delivery, delivery_id)
         if delivery is None:
             return
-        if delivery.external_ref is None:
+        created = delivery.external_ref is None
+        if created:
             report.sent += 1
         else:
             report.updated += 1
+        carried = carried_items(session, delivery.theme_id, aware(delivery.sent_at))
+        delivery.sent_at = utcnow()
         delivery.state = "sent"
         delivery.external_ref = result.external_ref
         delivery.url = result.url or delivery.url
@@ -122,6 +128,7 @@ def send_one(loop: FeedbackLoop, delivery_id: int, policy: DeliveryPolicy, repor
         circuit = session.get(TargetCircuit, circuit_key(delivery.target_type, dict(delivery.options or {})))
         if circuit is not None:
             circuit.consecutive_failures, circuit.opened_until, circuit.last_error = 0, None, None
+    log_ticket(created, {**fields, "external_ref": result.external_ref, "volume": view.volume}, carried)
 
 
 def _claim(loop: FeedbackLoop, delivery_id: int, policy: DeliveryPolicy, report: RouteReport,

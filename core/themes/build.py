@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from clustering.pipeline import ThemePipeline, ThemeResult
 from clustering.spectral import SpectralThemeClusterer
 from clustering.steering import steer
 from core.community.item_metadata import not_a_staff_answer
+from core.logs import log_items_after_commit
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.settings import Settings
@@ -30,6 +32,7 @@ from core.types import ItemDraft, MembershipSource
 Progress = Callable[[int], None]
 EMBEDDING_CHUNK = 20_000  # rows read per round trip when re-clustering: 30 MiB of MiniLM vectors
 MEMBERSHIP_BATCH = 20_000
+log = logging.getLogger(__name__)
 
 
 def make_clusterer(settings: Settings) -> SpectralThemeClusterer:
@@ -79,6 +82,8 @@ def embed_items(loop: FeedbackLoop, session: Session, items: list[FeedbackItem],
         item.text_hash = hash_
     vectors = np.vstack([np.frombuffer(blobs[hash_], dtype=np.float32) for hash_ in hashes])
     rescore_from_embeddings(loop, items, vectors)
+    log_items_after_commit(session, log, "item.embedded",
+                           [{"item_id": item.id, "request_id": item.request_id} for item in items], model=embedder.name)
     return len(items)
 
 

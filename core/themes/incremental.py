@@ -3,6 +3,7 @@ from items that fit none, without re-clustering everything (the worker runs this
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,12 +15,15 @@ from clustering.labels import class_tfidf_keywords, readable_title, representati
 from clustering.names import theme_names
 from clustering.steering import follow_placed
 from core.community.item_metadata import not_a_staff_answer
+from core.logs import log_items_after_commit
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.themes.build import embed_pending
 from core.themes.suggestions import forbidden_themes
 from core.themes.views import theme_view
 from core.types import INACTIVE_STATUSES, MembershipSource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,15 +47,15 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
     holds a lock across workers: two callers would form the same new theme twice from one waiting pool)."""
     report = AssignReport()
     waiting = session.execute(
-        select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding)
+        select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding, FeedbackItem.request_id)
         .outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
         .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None), not_a_staff_answer(session))
         .order_by(FeedbackItem.id)
     ).all()
     if not waiting:
         return report
-    texts = {item_id: text for item_id, text, _ in waiting}
-    vectors = {item_id: np.frombuffer(blob or b"", dtype=np.float32) for item_id, _, blob in waiting}
+    texts = {item_id: text for item_id, text, _, _ in waiting}
+    vectors = {item_id: np.frombuffer(blob or b"", dtype=np.float32) for item_id, _, blob, _ in waiting}
     dims = len(next(iter(vectors.values())))
     themer = _themer_from_database(loop, session, dims)
     if themer.centroids.shape[1] != dims:  # the embedder changed since the last re-clustering: wait for it
@@ -59,12 +63,14 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
         return report
     followers = _near_copies_of_placed(loop, session, vectors, dims)
     forbidden = forbidden_themes(session)
+    placed: dict[int, int] = {}  # item id: theme id, for the log
     for item_id, vector in vectors.items():
         theme_id = followers[item_id] if item_id in followers else themer.assign(item_id, vector)
         if theme_id in forbidden.get(item_id, ()):
             continue  # a person rejected it for that theme: it waits for the next re-clustering to place it
         if theme_id >= 0:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
+            placed[item_id] = theme_id
             report.joined += 1
     for emerged in themer.emerge(force=True):
         if not emerged.new:
@@ -72,10 +78,16 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
         theme = _new_theme(loop, session, themer, emerged.theme, emerged.members, texts, vectors)
         for item_id in emerged.members:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE))
+            placed[item_id] = theme.id
         session.flush()
+        log_items_after_commit(session, log, "theme.created", [{"item_id": item_id} for item_id in emerged.members],
+                               theme_id=theme.id)
         loop.pm.hook.theme_created(theme=theme_view(session, theme))
         report.new_themes += 1
     report.waiting = len(themer.pool_keys)
+    themed = [{"item_id": item_id, "request_id": request_id, "theme_id": placed[item_id]}
+              for item_id, _, _, request_id in waiting if item_id in placed]
+    log_items_after_commit(session, log, "item.themed", themed)
     return report
 
 
