@@ -13,6 +13,8 @@ from clustering.base import UNTHEMED, Embedder, Embeddings, Labels, Vectorizer
 from clustering.names import theme_names
 from clustering.vectors import unit
 
+# A theme labelled from a sample keeps at least this many of its items (all of them when it has fewer).
+MIN_PER_GROUP = 200
 # Words that appear in almost every customer message carry no theme; dropped on top of English ones.
 EXTRA_STOP_WORDS = frozenset({"hi", "hello", "hey", "please", "thanks", "thank", "just", "need", "want",
                               "help", "im", "ive", "dont", "did", "does", "doesnt", "got", "get",
@@ -97,6 +99,21 @@ def representative_quotes(embeddings: Embeddings, member_indices: Sequence[int],
     return [int(members[i]) for i in picked]
 
 
+def labelling_sample(labels: Labels, limit: int) -> np.ndarray:
+    """Rows (sorted) to label from when there are more than ``limit``: every group (theme, area, the unthemed)
+    keeps at most an equal share of ``limit`` (and at least ``MIN_PER_GROUP``), evenly spaced through it, so
+    small themes keep all their items and the cost stops growing with the corpus. Deterministic."""
+    if len(labels) <= limit:
+        return np.arange(len(labels))
+    groups, counts = np.unique(labels, return_counts=True)
+    cap = max(MIN_PER_GROUP, limit // len(groups))
+    kept = []
+    for group, count in zip(groups.tolist(), counts.tolist(), strict=True):
+        members = np.flatnonzero(labels == group)
+        kept.append(members if count <= cap else members[np.linspace(0, count - 1, cap).round().astype(np.int64)])
+    return np.sort(np.concatenate(kept))
+
+
 class ThemeLabeller:
     """The pipeline's labelling stage: a distinct name per theme, c-TF-IDF keywords, representative quotes.
 
@@ -104,14 +121,21 @@ class ThemeLabeller:
     afresh on every call so that labelling never depends on an earlier call); it is fitted in place on
     each call. ``top_n`` is the number of keywords kept per theme. ``embedder``, the one that embedded the
     items, ranks each theme's candidate names by closeness to its centroid (``None``: by F-beta alone).
+    Beyond ``max_texts`` items, names, keywords and quotes come from ``labelling_sample`` (an equal share per
+    theme): reading every text of a million-item corpus would cost minutes for the same words.
     """
 
-    def __init__(self, vectorizer: Vectorizer | None = None, top_n: int = 8, embedder: Embedder | None = None) -> None:
+    def __init__(self, vectorizer: Vectorizer | None = None, top_n: int = 8, embedder: Embedder | None = None,
+                 max_texts: int = 50_000) -> None:
         self.vectorizer = vectorizer
         self.top_n = top_n
         self.embedder = embedder
+        self.max_texts = max_texts
 
     def label(self, texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]:
+        rows = labelling_sample(labels, self.max_texts)
+        if len(rows) < len(labels):
+            return _back_to_rows(self.label([texts[i] for i in rows.tolist()], embeddings[rows], labels[rows]), rows)
         # Names come from the texts themselves, not from the keywords: a keyword list reads as one only
         # when its terms happen to be in order ("Going don · reverted · topup" before issue 18).
         return self._labels(texts, embeddings, labels, theme_names(texts, labels, embeddings, self.embedder))
@@ -120,6 +144,10 @@ class ThemeLabeller:
                     area_of_theme: Mapping[int, int], theme_titles: Collection[str]) -> dict[int, ThemeLabel]:
         """A label per area ({theme: area} groups the themes of ``labels``): its name says what its themes
         share and is none of ``theme_titles`` (clustering.area_names); keywords and quotes as a theme's."""
+        sample = labelling_sample(labels, self.max_texts)
+        if len(sample) < len(labels):
+            return _back_to_rows(self.label_areas([texts[i] for i in sample.tolist()], embeddings[sample],
+                                                  labels[sample], area_of_theme, theme_titles), sample)
         rows = np.asarray([area_of_theme.get(int(t), UNTHEMED) for t in labels.tolist()], dtype=np.int64)
         names = area_names(texts, labels, area_of_theme, theme_titles, embeddings, self.embedder)
         return self._labels(texts, embeddings, rows, names)
@@ -135,6 +163,12 @@ class ThemeLabeller:
             )
             for group, words in keywords.items()
         }
+
+
+def _back_to_rows(labelled: dict[int, ThemeLabel], rows: np.ndarray) -> dict[int, ThemeLabel]:
+    """Labels made on a sample, their quotes pointing at the sample's rows, pointed back at the corpus's."""
+    return {group: ThemeLabel(label.title, label.keywords, [int(rows[i]) for i in label.quote_indices])
+            for group, label in labelled.items()}
 
 
 def label_themes(texts: Sequence[str], embeddings: Embeddings, labels: Labels) -> dict[int, ThemeLabel]:

@@ -258,6 +258,8 @@ def insert_memberships(session: Session, rows: list[dict[str, object]]) -> None:
 
 def _rows_by_label(labels: np.ndarray) -> dict[int, np.ndarray]:
     """{label: the rows that hold it}, from one sort instead of one pass over every row per label."""
+    if len(labels) == 0:
+        return {}
     order = np.argsort(labels, kind="stable")
     values, starts = np.unique(labels[order], return_index=True)
     return {int(value): rows for value, rows in zip(values.tolist(), np.split(order, starts[1:]), strict=True)}
