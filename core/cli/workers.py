@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from core.errors import ConfigurationError, InvalidInput
-from core.logs import configure_logging
 from core.loop import FeedbackLoop
 from core.settings import get_settings
 from core.tasks.broker import TASK_OF_QUEUE
@@ -61,7 +60,6 @@ def worker(
     _migrate_once()
     from core.tasks.celery_app import run_worker
 
-    configure_logging(get_settings())  # text or JSON lines (FEEDBACKLOOP_LOG_FORMAT); Celery leaves the root logger
     run_worker(get_settings(), chosen, concurrency, pool, name, loglevel)
 
 
@@ -74,7 +72,6 @@ def beat(
     _settings_with_broker()
     from core.tasks.celery_app import run_beat
 
-    configure_logging(get_settings())
     run_beat(get_settings(), schedule_file, loglevel)
 
 

@@ -62,10 +62,9 @@ class OverviewFilter:
         if unknown:
             raise InvalidInput(f"status {unknown[0]!r} is not one of {', '.join(STATUSES)}")
         object.__setattr__(self, "statuses", tuple(sorted(set(self.statuses))))
-        if self.owner is not None and self.owner != "none" and (
-                isinstance(self.owner, bool) or not isinstance(self.owner, int) or self.owner < 1):
+        if self.owner != "none" and not _an_id_or_none(self.owner):
             raise InvalidInput("owner must be an owner id (a positive whole number) or 'none'")
-        if self.area is not None and (isinstance(self.area, bool) or not isinstance(self.area, int) or self.area < 1):
+        if not _an_id_or_none(self.area):
             raise InvalidInput("area must be an area id (a positive whole number)")
         for name, value, limit in (("channel", self.channel, MAX_NAME_CHARS), ("kind", self.kind, 32)):
             if value is not None and not (0 < len(value) <= limit and "\x00" not in value):
@@ -95,6 +94,10 @@ class OverviewFilter:
 
     def to_query(self) -> str:
         return filter_to_query(self)
+
+
+def _an_id_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
 
 
 def checked_search(text: str) -> str:
