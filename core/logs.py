@@ -26,9 +26,9 @@ from typing import IO, Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from core.after_commit import after_commit
 from core.settings import Settings
 
 # feedbackloop's own loggers take the configured level; other libraries (httpx logs every call at INFO) stay at
@@ -45,7 +45,6 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # Fields a formatter makes itself (the traceback), which are not bounded like the fields an event carries.
 UNBOUNDED = frozenset({"exc_info", "exc_text", "stack_info"})
 OURS = "_feedbackloop_handler"
-QUEUED = "feedbackloop_logs_after_commit"
 # uvicorn adds "color_message" (its message with terminal colours) to its own lines.
 _RESERVED = frozenset(RESERVED_ATTRS) | {"message", "asctime", "color_message"}
 
@@ -172,20 +171,5 @@ def log_items_after_commit(session: Session, logger: logging.Logger, event_name:
     "embedded" or "joined a theme" only about what is stored."""
     if not refs or not logger.isEnabledFor(logging.INFO):
         return
-    queued = session.info.get(QUEUED)
-    if queued is None:
-        queued = session.info[QUEUED] = []
-        event.listen(session, "after_commit", _write_queued)
-        event.listen(session, "after_rollback", _drop_queued)
-    queued.append((logger, event_name, list(refs), fields))
-
-
-def _write_queued(session: Session) -> None:
-    queued = session.info.get(QUEUED) or []
-    session.info[QUEUED] = []
-    for logger, event_name, refs, fields in queued:
-        log_items(logger, event_name, refs, **fields)
-
-
-def _drop_queued(session: Session) -> None:
-    session.info[QUEUED] = []
+    kept = list(refs)
+    after_commit(session, lambda: log_items(logger, event_name, kept, **fields))

@@ -14,9 +14,9 @@ import logging
 import threading
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from core.after_commit import after_commit
 from core.tasks.broker import TASK_OF_QUEUE, Publish, publisher
 
 RETRY_AFTER_FAILURE_S = 5.0
@@ -56,7 +56,7 @@ class Kicker:
     def after_commit(self, session: Session, *queues: str) -> None:
         """Kick ``queues`` once ``session``'s transaction commits (nothing if it rolls back)."""
         if self.enabled:
-            event.listen(session, "after_commit", lambda _session: self.kick(*queues), once=True)
+            after_commit(session, lambda: self.kick(*queues))
 
     def _run(self) -> None:
         outage = False
