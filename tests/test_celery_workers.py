@@ -11,6 +11,7 @@ processes, the intake in this process (the API app, committing before it answers
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from collections import Counter
@@ -111,6 +112,13 @@ def task_metrics(port: int) -> dict[tuple[str, str, str], float]:
             for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
+def logged_items(workers: Cluster, names: tuple[str, ...], event: str) -> list[dict[str, object]]:
+    """The items named by the workers' JSON lines of ``event`` (Celery's banner, on stdout, is not JSON)."""
+    lines = [json.loads(line) for name in names for line in workers.log(name).splitlines()
+             if line.startswith("{")]
+    return [ref for line in lines if line["event"] == event for ref in line["items"]]
+
+
 def deliveries(loop: FeedbackLoop) -> list[Delivery]:
     with loop.session() as session:
         found = list(session.scalars(select(Delivery).order_by(Delivery.id)))
@@ -124,7 +132,7 @@ def test_two_workers_theme_every_item_and_file_each_ticket_once(database_url: st
                                                                 tmp_path: Path) -> None:
     require_broker(BROKERS[broker])
     ledger = Ledger()
-    env = cluster_env(database_url, BROKERS[broker], tmp_path)
+    env = {**cluster_env(database_url, BROKERS[broker], tmp_path), "FEEDBACKLOOP_LOG_FORMAT": "json"}
     with intake(database_url, env, tmp_path, ledger) as (loop, client), cluster(env, tmp_path) as workers:
         metrics_ports = (free_port(), free_port())
         workers.start_worker("w1", "--concurrency=2", f"--metrics-port={metrics_ports[0]}")
@@ -133,6 +141,14 @@ def test_two_workers_theme_every_item_and_file_each_ticket_once(database_url: st
         workers.wait_ready("w1", "w2")
         send(client, "a")
         all_themed(loop, "a", workers)
+        # The workers' own lines are JSON and name each item with the id of the request that brought it.
+        with loop.session() as session:
+            brought = {item_id: request_id for item_id, request_id in session.execute(
+                select(FeedbackItem.id, FeedbackItem.request_id).where(FeedbackItem.external_id.like("a-%")))}
+        assert all(brought.values())
+        for event in ("item.embedded", "item.themed"):
+            named = logged_items(workers, ("w1", "w2"), event)
+            assert {ref["item_id"]: ref["request_id"] for ref in named} == brought, event
         decided = route_everything(loop)
         assert decided >= len(TOPICS) - 1  # one theme per topic, give or take the hash embedder's luck
         wait_until(lambda: all(d.state == "sent" for d in deliveries(loop)), 30, "every delivery sent",

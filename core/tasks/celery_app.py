@@ -10,6 +10,7 @@ backend: the database holds every outcome. Sweeps (Celery beat) make up for any 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
 from core.errors import ConfigurationError
+from core.logs import configure_logging
 from core.loop import FeedbackLoop
 from core.settings import Settings
 from core.tasks.broker import CONNECT_TIMEOUT_S, TASK_OF_QUEUE, stamp_publications, transport_options
@@ -118,6 +120,14 @@ def register_tasks(app: Celery, context: WorkerContext) -> None:
     worker_process_init.connect(lambda **_kwargs: context.forget(), weak=False, dispatch_uid="feedbackloop-fork")
 
 
+def worker_logging(settings: Settings) -> None:
+    """Our handler on the root logger (Celery's left alone: worker_hijack_root_logger is off), so the workers'
+    lines carry the same fields as the API's (the request ids of the items they embed, theme and route), in
+    the configured format. It writes to the process's real stderr: the worker redirects ``sys.stderr`` into a
+    logger, and a handler writing there would feed itself and drop every line."""
+    configure_logging(settings, stream=sys.__stderr__)
+
+
 def run_worker(settings: Settings, queues: list[str], concurrency: int, pool: str, name: str | None,
                loglevel: str = "INFO") -> None:
     """A Celery worker in this process on ``queues``; once ready it sweeps each, for work waiting since before."""
@@ -129,6 +139,7 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int, pool: st
                 kick_now(app, queue, settings.broker_queue_prefix)
 
     worker_ready.connect(sweep_on_start, weak=False, dispatch_uid="feedbackloop-sweep-on-start")
+    worker_logging(settings)
     prefixed = ",".join(settings.broker_queue_prefix + queue for queue in queues)
     argv = ["worker", f"--queues={prefixed}", f"--concurrency={concurrency}", f"--pool={pool}",
             f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
@@ -140,4 +151,5 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int, pool: st
 def run_beat(settings: Settings, schedule_file: Path, loglevel: str = "INFO") -> None:
     """Celery beat: the sweeps of ``beat_schedule``; run exactly one per cluster."""
     app = make_celery(settings)
+    worker_logging(settings)
     app.Beat(schedule=str(schedule_file), loglevel=loglevel).run()
