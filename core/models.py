@@ -129,7 +129,8 @@ class ThemeMembership(Base):
     __tablename__ = "theme_memberships"
     item_id: Mapped[int] = mapped_column(ForeignKey("feedback_items.id", ondelete="CASCADE"), primary_key=True)
     theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), index=True)
-    source: Mapped[str] = mapped_column(String(16), default="machine")  # core.types.MembershipSource
+    # Indexed: people's placements (source "human") are read on every assignment round and re-clustering.
+    source: Mapped[str] = mapped_column(String(16), default="machine", index=True)  # core.types.MembershipSource
     score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -136,8 +136,8 @@ def _new_theme(loop: FeedbackLoop, session: Session, themer: IncrementalThemer, 
     embedder, one batch of about thirty phrases, the keywords kept beside the name."""
     chosen = set(members)
     # Keywords and names that set these items apart from everything else still waiting.
-    others = [item_id for item_id in texts if item_id not in chosen and texts[item_id] not in
-              {texts[m] for m in members}]
+    member_texts = {texts[m] for m in members}
+    others = [item_id for item_id in texts if item_id not in chosen and texts[item_id] not in member_texts]
     order = list(members) + others
     pool_texts = [texts[item_id] for item_id in order] + ([] if others else ["-"])
     labels = np.array([0] * len(members) + [-1] * (len(pool_texts) - len(members)), dtype=np.int64)
