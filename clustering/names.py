@@ -103,6 +103,8 @@ class Corpus:
         # A lone letter is no content word: the "s" of "author s transl" where a title lost its apostrophe.
         self.stems = [[stem(w) if len(w) > 1 and w.lower() not in NAME_STOP_WORDS and "'" not in w else ""
                        for w in words] for words in self.words]
+        # Each text's stems as a set: a phrase looks for its stretch only in the texts holding all its stems.
+        self.stem_sets = [set(stems) for stems in self.stems]
         self.vocabulary = sorted({s for stems in self.stems for s in stems if s})
         index = {s: i for i, s in enumerate(self.vocabulary)}
         rows = [row for row, stems in enumerate(self.stems) for s in set(stems) if s]
@@ -152,7 +154,7 @@ class Corpus:
         """
         wanted = {self.vocabulary[i] for i in combo}
         windows = {row: window for row in members.tolist()
-                   if (window := self._window(row, wanted)) is not None}
+                   if wanted <= self.stem_sets[row] and (window := self._window(row, wanted)) is not None}
         counts = Counter(self._words(row, start, end) for row, (start, end) in windows.items())
         if not counts:
             return None
