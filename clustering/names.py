@@ -167,7 +167,7 @@ class Corpus:
         if not inner_ok:  # keep the content words in the order members write them
             row, start, end = same[0]
             words = tuple(self.words[row][p].lower() for p in range(start, end + 1) if self.stems[row][p])
-        if len(" ".join(words).split()) > MAX_WORDS:
+        if len(" ".join(words).split()) > MAX_WORDS or _repeats_a_word(words):
             return None
         return _without_determiners(" ".join(words))
 
@@ -285,6 +285,13 @@ def rank_by_closeness(ranked: dict[int, dict[str, float]], targets: dict[int, np
         # Stable on ties: the F-beta order (the dict's own) decides between equal scores.
         reordered[group] = {p: candidates[p] for p in sorted(candidates, key=lambda p: -score[p])}
     return reordered
+
+
+def _repeats_a_word(words: tuple[str, ...]) -> bool:
+    """Whether a content word comes twice: keyword-like texts ("math math theory theory") hold such runs,
+    and a name never does."""
+    content = [w for w in words if w not in GLUE]
+    return len(set(content)) < len(content)
 
 
 def _without_determiners(phrase: str) -> str:

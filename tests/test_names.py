@@ -70,3 +70,16 @@ def test_the_labeller_passes_its_embedder_on(monkeypatch: pytest.MonkeyPatch) ->
     titles = {t: label.title for t, label in ThemeLabeller(embedder=embedder).label(TEXTS, items, LABELS).items()}
     assert titles == {0: "Minimum age for opening account", 1: "Reset passcode"}
     assert ThemeLabeller().label(TEXTS, items, LABELS)[0].title == "Open account"
+
+
+def test_no_name_repeats_a_content_word() -> None:
+    # keyword-like texts: the stretch "heart disease" followed by the word most members write next
+    # would read "heart disease heart"
+    texts = ["heart disease heart attack", "heart disease heart failure", "heart disease heart risk in women",
+             "coronary heart disease heart", "card has not arrived", "my card has not arrived yet",
+             "when will my card arrive", "card still not arrived"]
+    names = theme_names(texts, np.array([0, 0, 0, 0, 1, 1, 1, 1]))
+    assert names == {0: "Disease heart attack", 1: "Card has not arrived"}
+    for name in names.values():
+        words = name.lower().split()
+        assert len(set(words)) == len(words)
