@@ -51,6 +51,8 @@ class Candidate:
     balanced: bool = False  # weight the classes to equal total weight
     vader_scale: float = 1.0  # VADER's four scores are multiplied by this: a larger one is regularised less
     neutral_share: float | None = None  # reweight: neutral gets this share of the weight, the others equal shares
+    equal_priors: bool = False  # divide the probabilities by the training class prior (log prior off the bias)
+    extra: tuple[str, ...] = ()  # more training rows, by name: see extra_rows
 
 
 CANDIDATES = {
@@ -62,7 +64,13 @@ CANDIDATES = {
     "lr-c0.5-vader3": Candidate(vader_scale=3.0),
     "lr-c0.5-vader10": Candidate(vader_scale=10.0),
     "lr-c0.5-neutral-half": Candidate(neutral_share=0.5),
+    "lr-c0.5-equal-priors": Candidate(equal_priors=True),
+    "lr-c0.5-posts": Candidate(extra=("posts",)),
+    "lr-c0.5-vader-lexicon": Candidate(extra=("vader-lexicon",)),
+    "lr-c0.5-user-prefix": Candidate(extra=("user-prefix",)),
 }
+# Words of VADER's lexicon (vaderSentiment, MIT) whose mean valence is at least this far from 0, as one-word rows.
+LEXICON_VALENCE, LEXICON_WEIGHT = 1.0, 0.1
 
 
 def _lines(name: str) -> list[str]:
@@ -91,6 +99,32 @@ def training_rows() -> list[Row]:
             text = template.replace("{t}", topic)
             rows.append(Row(text[0].upper() + text[1:], LABELS[label], kind, TEMPLATE_WEIGHT, template))
     return rows
+
+
+def extra_rows(name: str, rows: list[Row]) -> list[Row]:
+    """Rows a candidate adds to ``rows``: "posts" (posts.txt, hand-written social posts), "vader-lexicon" (the
+    words of VADER's lexicon with |mean valence| >= LEXICON_VALENCE, labelled by its sign) and "user-prefix"
+    (every hand-written row again, opened by "@user " as tweets are). None carries a kind."""
+    if name == "posts":
+        return [Row(text, LABELS[label], "-", HAND_WEIGHT, text)
+                for label, text in (line.split("|", 1) for line in _lines("posts.txt"))]
+    if name == "user-prefix":
+        return [Row("@user " + row.text, row.sentiment, "-", row.weight, row.group) for row in rows
+                if row.weight == HAND_WEIGHT]
+    import vaderSentiment
+
+    lexicon = Path(vaderSentiment.__file__).with_name("vader_lexicon.txt").read_text(encoding="utf-8")
+    valences = ((token, float(mean)) for token, mean, *_ in (line.split("\t") for line in lexicon.splitlines()))
+    return [Row(token, "positive" if mean > 0 else "negative", "-", LEXICON_WEIGHT, token)
+            for token, mean in valences if abs(mean) >= LEXICON_VALENCE]
+
+
+def with_extra(candidate: Candidate, rows: list[Row], features: np.ndarray) -> tuple[list[Row], np.ndarray]:
+    """``rows`` and their features, followed by the candidate's extra rows and theirs."""
+    added = [row for name in candidate.extra for row in extra_rows(name, rows)]
+    if not added:
+        return rows, features
+    return rows + added, np.vstack([features, features_of([row.text for row in added], "train")])
 
 
 def held_out(row: Row) -> bool:
@@ -155,7 +189,11 @@ def fit_classifier(candidate: Candidate, features: np.ndarray, labels: list[int]
         mlp = MLPClassifier(hidden_layer_sizes=(candidate.hidden,), alpha=1.0 / (candidate.c * len(labels)),
                             max_iter=600, random_state=0)
         return mlp.fit(features, labels, sample_weight=weights)
-    return LogisticRegression(C=candidate.c, max_iter=3000).fit(features, labels, sample_weight=weights)
+    model = LogisticRegression(C=candidate.c, max_iter=3000).fit(features, labels, sample_weight=weights)
+    if candidate.equal_priors:  # the mix of our sentences is arbitrary: P(class | text) / P(class), renormalised
+        prior = np.array([weights[np.array(labels) == label].sum() for label in model.classes_])
+        model.intercept_ = model.intercept_ - np.log(prior / prior.sum())
+    return model
 
 
 def select(rows: list[Row], features: np.ndarray) -> dict[str, float]:
@@ -165,7 +203,10 @@ def select(rows: list[Row], features: np.ndarray) -> dict[str, float]:
     weights = np.array([row.weight for row in rows])
     scores = {}
     for name, candidate in CANDIDATES.items():
-        model = fit_classifier(candidate, features[~test], list(labels[~test]), weights[~test])
+        kept = [row for row, out in zip(rows, test, strict=True) if not out]
+        fitted_rows, fitted_features = with_extra(candidate, kept, features[~test])
+        model = fit_classifier(candidate, fitted_features, [SENTIMENTS.index(row.sentiment) for row in fitted_rows],
+                               np.array([row.weight for row in fitted_rows]))
         right = model.predict(scaled(features[test], candidate)) == labels[test]
         scores[name] = float(np.sum(right * weights[test]) / np.sum(weights[test]))
     return scores
@@ -214,7 +255,8 @@ def compare(rows: list[Row], features: np.ndarray) -> tuple[str, dict[str, float
 
 
 def fit_sentiment(name: str, rows: list[Row], features: np.ndarray) -> Any:
-    """Candidate ``name`` fitted on every row."""
+    """Candidate ``name`` fitted on every row (and its extra rows)."""
+    rows, features = with_extra(CANDIDATES[name], rows, features)
     return fit_classifier(CANDIDATES[name], features, [SENTIMENTS.index(row.sentiment) for row in rows],
                           np.array([row.weight for row in rows]))
 
