@@ -176,6 +176,7 @@ class Bench:
         self.drained(quiet_s=5, timeout_s=1800)
         publisher(RABBIT_URL, self.env["FEEDBACKLOOP_BROKER_QUEUE_PREFIX"])("reclustering")
         wait_until(lambda: any("feedbackloop.recluster[" in line and "succeeded" in line
+                               and not line.rstrip().endswith(": -1")  # -1: skipped, someone held the lock
                                for name in ("w1", "w2") for line in self.cluster.log(name).splitlines()),
                    900, "the re-clustering done")
         self.note(f"warm-up of {len(items)} re-clustered: {self.counts()[3]} themes")
@@ -207,8 +208,8 @@ class Bench:
         self.cluster.kill("w1")
         self.note(f"SIGKILL w1 (and its pool) during {task}")
         time.sleep(10)
-        self.cluster.start_worker("w1", f"--concurrency={self.args.concurrency}")
-        self.note("w1 restarted")
+        self.cluster.start_worker("w1again", f"--concurrency={self.args.concurrency}")  # a log of its own
+        self.note("w1 restarted (as w1again)")
         time.sleep(max(0.0, began + at[1] - time.monotonic()))
         rabbitmqctl("stop_app")
         self.note("RabbitMQ stopped")

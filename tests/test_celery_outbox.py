@@ -203,3 +203,26 @@ def test_a_broker_url_must_name_a_known_transport() -> None:
     with pytest.raises(ValueError, match="broker URL"):
         Settings(broker_url="kafka://somewhere")
     assert Settings(broker_url="").broker_url is None
+
+
+def test_an_embedding_task_takes_one_claim_then_hands_on_to_theming_and_the_next_task(
+        loop: FeedbackLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under steady intake a task that embedded until nothing was left would never end, and the items it
+    embedded would never be themed (issue 17's scale-out bench found it): one claim per task instead."""
+    from celery import Celery
+
+    from core.tasks import celery_app
+
+    kicked: list[str] = []
+    monkeypatch.setattr(celery_app, "kick_now", lambda _app, queue, _prefix="": kicked.append(queue))
+    monkeypatch.setattr(celery_app, "EMBED_CLAIM", 16)
+    app = Celery("test-embedding-task", broker="memory://", set_as_current=False)
+    context = celery_app.WorkerContext(loop.settings)
+    context._loop = loop
+    celery_app.register_tasks(app, context)
+    with loop.session() as session:
+        ingest(loop, session, [ItemDraft(text=f"item number {n} about topic {n % 7}", channel="api",
+                                         external_id=str(n)) for n in range(40)])
+    embed = app.tasks["feedbackloop.embed"]
+    assert [embed(), embed(), embed(), embed()] == [16, 16, 8, 0]
+    assert kicked == ["themes", "embedding", "themes", "embedding", "themes"]

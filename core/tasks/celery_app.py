@@ -22,7 +22,7 @@ from core.loop import FeedbackLoop
 from core.settings import Settings
 from core.tasks.broker import CONNECT_TIMEOUT_S, TASK_OF_QUEUE, stamp_publications, transport_options
 from core.tasks.kicks import kick_now
-from core.tasks.steps import assign_step, deliver_step, embed_step, poll_step, recluster_step
+from core.tasks.steps import EMBED_CLAIM, assign_step, deliver_step, embed_step, poll_step, recluster_step
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,13 @@ def register_tasks(app: Celery, context: WorkerContext) -> None:
 
     @app.task(name=TASK_OF_QUEUE["embedding"], **options)  # type: ignore[untyped-decorator]
     def embed() -> int:
-        embedded = embed_step(context.loop)
+        # One claimed batch per task: under steady intake an unbounded loop never returns, so the items it
+        # embedded would wait for theme assignment (kicked below) as long as the traffic lasts.
+        embedded = embed_step(context.loop, claim=EMBED_CLAIM, max_claims=1)
         if embedded:
             kick_now(app, "themes", context.settings.broker_queue_prefix)
+        if embedded >= EMBED_CLAIM:  # a full batch: more may be waiting, another task takes the next one
+            kick_now(app, "embedding", context.settings.broker_queue_prefix)
         return embedded
 
     @app.task(name=TASK_OF_QUEUE["themes"], **options)  # type: ignore[untyped-decorator]

@@ -14,7 +14,9 @@ safe to run on several workers at once:
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -49,11 +51,13 @@ class PollReport:
     skipped: bool = False
 
 
-def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM) -> int:
+def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM, max_claims: int | None = None) -> int:
     """Embed (and re-score) every item without the configured model's embedding, batch by claimed batch (each
-    distinct text once: core/themes/embedding.py); how many were given a vector."""
+    distinct text once: core/themes/embedding.py); how many were given a vector. With ``max_claims``, at most
+    that many batches: a task must end while items keep arriving, or the steps after it never get a turn."""
     total = 0
-    while True:
+    claims: Iterable[int] = itertools.count() if max_claims is None else range(max_claims)
+    for _ in claims:
         with loop.session() as session:
             items = list(session.scalars(
                 select(FeedbackItem).where(lacks_embedding_of(loop.embedder.name)).order_by(FeedbackItem.id)
@@ -63,6 +67,7 @@ def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM) -> int:
                 return total
             embed_items(loop, session, items)
         total += len(items)
+    return total
 
 
 def assign_step(loop: FeedbackLoop) -> AssignReport:
