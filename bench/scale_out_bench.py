@@ -36,6 +36,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.scale_out_report import report
 from bench.scale_out_support import (
     CHANNELS,
     RABBIT_URL,
@@ -107,6 +108,8 @@ class Bench:
         self.phase, self.started = "start", time.monotonic()
         self.events: list[tuple[float, str]] = []
         self._watching = True
+        self._log_offsets: dict[str, int] = {}
+        self._reclusterings = 0
 
     def note(self, event: str) -> None:
         self.events.append((time.monotonic() - self.started, event))
@@ -174,12 +177,29 @@ class Bench:
         self.sender.send(items, self.args.warm_rate).result()
         self.sender.wait_answered()
         self.drained(quiet_s=5, timeout_s=1800)
-        publisher(RABBIT_URL, self.env["FEEDBACKLOOP_BROKER_QUEUE_PREFIX"])("reclustering")
-        wait_until(lambda: any("feedbackloop.recluster[" in line and "succeeded" in line
-                               and not line.rstrip().endswith(": -1")  # -1: skipped, someone held the lock
-                               for name in ("w1", "w2") for line in self.cluster.log(name).splitlines()),
-                   900, "the re-clustering done")
+        self.recluster()
         self.note(f"warm-up of {len(items)} re-clustered: {self.counts()[3]} themes")
+
+    def reclusterings(self) -> int:
+        """Re-clusterings done so far, by the workers' logs (-1: skipped, another held the lock); each log
+        read from where the last call stopped (they grow by a line per item)."""
+        for name in self.cluster.processes:
+            if not name.startswith("w"):
+                continue
+            with (self.folder / f"{name}.log").open("rb") as log:
+                log.seek(self._log_offsets.get(name, 0))
+                fresh = log.read()
+            complete = fresh[:fresh.rfind(b"\n") + 1]
+            self._log_offsets[name] = self._log_offsets.get(name, 0) + len(complete)
+            self._reclusterings += sum(b"feedbackloop.recluster[" in line and b"succeeded" in line
+                                       and not line.rstrip().endswith(b": -1") for line in complete.splitlines())
+        return self._reclusterings
+
+    def recluster(self) -> None:
+        """What beat's FEEDBACKLOOP_BEAT_RECLUSTER_S schedule sends: the reclustering task, then its end."""
+        done = self.reclusterings()
+        publisher(RABBIT_URL, self.env["FEEDBACKLOOP_BROKER_QUEUE_PREFIX"])("reclustering")
+        wait_until(lambda: self.reclusterings() > done, 900, "the re-clustering done")
 
     def steady(self, items: list[Delivery], burst: list[Delivery]) -> float:
         """The measured traffic, the burst half way; the wall-clock time of the burst's last delivery."""
@@ -300,8 +320,8 @@ def checks(bench: Bench, burst_sent: float, steady_ids: set[str], burst_ids: set
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=20_000, help="deliveries in all")
-    parser.add_argument("--warmup", type=int, default=4_000, help="of them, the warm-up corpus")
-    parser.add_argument("--warm-rate", type=float, default=200.0)
+    parser.add_argument("--warmup", type=int, default=8_000, help="of them, the warm-up corpus")
+    parser.add_argument("--warm-rate", type=float, default=100.0)
     parser.add_argument("--rate", type=float, default=50.0, help="deliveries/s of the steady and fault phases")
     parser.add_argument("--seconds", type=float, default=120.0, help="the steady (measured) phase")
     parser.add_argument("--burst", type=int, default=40)
@@ -337,16 +357,21 @@ def main() -> None:
         bench.sender.wait_answered()
         drain_s = bench.drained(quiet_s=15, timeout_s=1800)
         bench.note(f"drained ({drain_s:.0f} s after the last answer)")
+        steady_ids, burst_ids = {d.external_id for d in steady_items}, {d.external_id for d in burst}
+        incremental = checks(bench, burst_sent, steady_ids, burst_ids)  # before the re-clustering rewrites them
+        bench.phase = "recluster"
+        bench.recluster()  # as a nightly schedule would: the items still waiting in the pool get their themes
+        bench.note(f"re-clustered: {bench.counts()[3]} themes")
         bench.phase = "route"
         decided = bench.route()
         bench.note(f"{decided} themes routed, every delivery sent")
-        found = checks(bench, burst_sent, {d.external_id for d in steady_items}, {d.external_id for d in burst})
+        found = {**checks(bench, burst_sent, steady_ids, burst_ids),
+                 **{key: incremental[key] for key in ("latencies", "unthemed_steady", "burst_themes")},
+                 "not_themed_incremental": incremental["acked_not_themed"]}
     finally:
         bench.stop()
         stop_services(drop_cluster=not args.keep_cluster)
     args.uptime_after = uptime()
-    from bench.scale_out_report import report
-
     print(report(args, bench.events, found, RESULTS if args.write else None, SECTION))
 
 

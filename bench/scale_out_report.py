@@ -32,6 +32,7 @@ def report(args: argparse.Namespace, events: list[tuple[float, str]], found: dic
     once = (lost == 0 and found["acked_stored_twice"] == 0 and found["acked_not_embedded"] == 0)
     tickets_ok = (found["themes_with_two_tickets"] == 0 and found["tickets"] == found["themes_routed"]
                   and set(found["calls_per_ticket"]) <= {1})
+    waiting = found.get("not_themed_incremental", "(not measured)")
     routed, doubled = found["themes_routed"], found["themes_with_two_tickets"]
     slowest = max(latencies, default=float("nan"))
     joined50, joined95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
@@ -44,14 +45,17 @@ def report(args: argparse.Namespace, events: list[tuple[float, str]], found: dic
 
 Set-up: the bench's own PostgreSQL 15 cluster (port 5433, dropped afterwards) and its own RabbitMQ node
 (`bench@localhost`, port 5673), so that stopping them touches no other test; two `feedbackloop serve`
-processes (the sender alternates between them, as a load balancer would), two `feedbackloop worker`
+processes (the sender keeps 16 keep-alive
+connections to each, all taking from one queue, as a load balancer spreads them), two `feedbackloop worker`
 processes on every queue (prefork, {args.concurrency} pool processes each, embedder `{args.model}` on torch, one
 thread), one `feedbackloop beat` (sweeps every 2 s). Four signed `webhook` channels. The sender signs each
 delivery when it sends it, resends a 503 after its `Retry-After` and a broken connection after 1 s, and
 keeps every 2xx as an acknowledgement. Warm-up: {args.warmup:,} Banking77 texts dated over the past 6 days
 at their sources, embedded, then re-clustered by the reclustering task; the rest is live traffic that joins
-those themes by incremental assignment (new themes emerge from the waiting pool). Routing at the end
-(`plan_deliveries`, then the workers send): tickets on a ledger server that files by idempotency key.
+those themes by incremental assignment (new themes emerge from the waiting pool). After the drain, one
+re-clustering (what beat's `FEEDBACKLOOP_BEAT_RECLUSTER_S` schedule sends; latencies are taken before it,
+since it rewrites the memberships), then routing (`plan_deliveries`, then the workers
+send): tickets on a ledger server that files by idempotency key.
 Spike rule: `[[spike]]` with `keywords_any = ["outage"]`, threshold 10, `min_recent` 10, notices to a
 second local receiver; the burst is {args.burst} deliveries of an outage topic the corpus never had.
 
@@ -63,7 +67,8 @@ Timeline: {timeline}.
 | acknowledged but not stored / stored twice | {lost} / {found['acked_stored_twice']} | 0 / 0 |
 | stored without an acknowledgement (sender gave up or never heard) | {found['stored_not_acked']} | - |
 | acknowledged, not embedded | {found['acked_not_embedded']} | 0 |
-| acknowledged, in no theme at the end (waiting in the pool) | {found['acked_not_themed']} | 0 |
+| acknowledged, in no theme after incremental assignment (waiting in the pool) | {waiting} | 0 |
+| acknowledged, in no theme after the final re-clustering | {found['acked_not_themed']} | 0 |
 | answers by status | {answer_cells} | 2xx, 503 with Retry-After |
 | other non-2xx answers | {sum(bad.values())} | 0 |
 | connections broken before an answer (resent after 1 s) | {broken} | - |

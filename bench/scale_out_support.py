@@ -20,9 +20,10 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import create_engine, text
 
@@ -35,6 +36,8 @@ PG_ADMIN_URL = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/postgres"
 RABBIT_NODE, RABBIT_PORT = "bench@localhost", 5673
 RABBIT_HOME = Path("/tmp/scaleout/rabbit")
 RABBIT_URL = f"amqp://guest:guest@127.0.0.1:{RABBIT_PORT}//"
+# Below uvicorn's keep-alive timeout (5 s): a connection idle longer is opened anew instead of failing.
+IDLE_S = 4.0
 CHANNELS = ("forum", "support", "appstore", "chat")
 # A topic that the warm-up corpus never had: its burst forms a new theme, which the spike rule watches.
 BURST_SUBJECTS = ("The app", "Your app", "The mobile app", "The website", "Online banking", "The banking app",
@@ -109,12 +112,18 @@ class BenchCluster(Cluster):
     def running_task(self, name: str) -> str | None:
         """The name of a task the worker has received and not finished (from its log), or None."""
         open_tasks: dict[str, str] = {}
-        for line in self.log(name).splitlines()[-400:]:
-            if "] received" in line and "Task " in line:
-                task = line.split("Task ", 1)[1].split("]", 1)[0]
-                open_tasks[task.split("[", 1)[1]] = task.split("[", 1)[0]
-            elif (" succeeded in " in line or " raised " in line) and "Task " in line:
-                open_tasks.pop(line.split("[", 1)[1].split("]", 1)[0], None)
+        with (self.folder / f"{name}.log").open("rb") as log:  # its tail: the log grows by a line per item
+            log.seek(max(0, log.seek(0, 2) - 65536))
+            tail = log.read().decode(errors="replace")
+        for line in tail.splitlines()[-400:]:
+            if "Task " not in line or "[" not in line.split("Task ", 1)[1]:
+                continue
+            task_name, _, rest = line.split("Task ", 1)[1].partition("[")
+            task_id = rest.split("]", 1)[0]  # "Task feedbackloop.embed[<id>] received" / "succeeded in"
+            if "] received" in rest:
+                open_tasks[task_id] = task_name
+            elif " succeeded in " in rest or " raised " in rest:
+                open_tasks.pop(task_id, None)
         return next(iter(open_tasks.values()), None) if open_tasks else None
 
 
@@ -164,30 +173,33 @@ def deliveries(phase: str, texts: Iterable[str], start: int, backdate: timedelta
     return made
 
 
-@dataclass
 class Sender:
-    """Webhook deliveries to the API processes in turn, paced, from an event loop in a thread of its own."""
+    """Webhook deliveries over keep-alive connections to the API processes (``per_api`` each, taking from
+    one queue, as a load balancer spreads them), paced open loop from an event loop in a thread of its own.
+    Raw asyncio streams, as bench/http_load.py: an HTTP client library costs more CPU than the servers on
+    this 2-core machine, and a sender that falls behind would be charged to feedbackloop."""
 
-    urls: list[str]
-    secrets: dict[str, str]
-    answers: Counter[str] = field(default_factory=Counter)
-    acked: list[Delivery] = field(default_factory=list)
-    in_flight: int = 0
-
-    def __post_init__(self) -> None:
+    def __init__(self, urls: list[str], secrets: dict[str, str], per_api: int = 16) -> None:
+        self.secrets = secrets
+        self.answers: Counter[str] = Counter()
+        self.acked: list[Delivery] = []
+        self.in_flight = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sender", daemon=True)
         self._thread.start()
-        self._client = asyncio.run_coroutine_threadsafe(self._make_client(), self._loop).result()
+        self._queue: asyncio.Queue[Delivery | None] = asyncio.run_coroutine_threadsafe(
+            self._make_queue(), self._loop).result()
+        self._connections = [(parts.hostname or "127.0.0.1", parts.port or 80)
+                             for parts in map(urlsplit, urls) for _ in range(per_api)]
+        for host, port in self._connections:
+            asyncio.run_coroutine_threadsafe(self._connection(host, port), self._loop)
 
-    async def _make_client(self):  # type: ignore[no-untyped-def]
-        import httpx
-
-        return httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=128))
+    async def _make_queue(self) -> asyncio.Queue[Delivery | None]:
+        return asyncio.Queue()
 
     def send(self, batch: list[Delivery], rate: float) -> Future[float]:
         """Send ``batch`` at ``rate`` per second (open loop: retries never hold up the next delivery); done
-        when the last is sent, not answered (``wait_answered``), with the seconds that took."""
+        when the last is handed to a connection, not answered (``wait_answered``), with the seconds taken."""
         return asyncio.run_coroutine_threadsafe(self._pace(batch, rate), self._loop)
 
     async def _pace(self, batch: list[Delivery], rate: float) -> float:
@@ -195,40 +207,59 @@ class Sender:
         for index, delivery in enumerate(batch):
             if (delay := start + index / rate - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
+            delivery.sent_at = time.time()  # when it is due: a queue in front of the servers is charged to them
             self.in_flight += 1
-            self._loop.create_task(self._deliver(delivery, self.urls[index % len(self.urls)]))
+            self._queue.put_nowait(delivery)
         return time.monotonic() - start
 
-    async def _deliver(self, delivery: Delivery, url: str) -> None:
+    def _again(self, delivery: Delivery, after_s: float) -> None:
+        self._loop.call_later(after_s, self._queue.put_nowait, delivery)
+
+    async def _connection(self, host: str, port: int) -> None:
         from plugins.generic_webhook import sign
 
-        delivery.sent_at = time.time()
-        body = delivery.body()
-        try:
-            while True:
-                delivery.attempts += 1
-                headers = {"Content-Type": "application/json", "X-Feedbackloop-Delivery": delivery.external_id,
-                           "X-Feedbackloop-Signature": sign(self.secrets[delivery.channel], body)}
-                try:
-                    answer = await self._client.post(f"{url}/webhooks/{delivery.channel}", content=body,
-                                                     headers=headers)
-                except Exception as error:  # the connection broke: resend, as any webhook source does
-                    self.answers[f"no answer ({type(error).__name__})"] += 1
-                    await asyncio.sleep(1.0)
-                    continue
-                retry_after = answer.headers.get("retry-after")
-                label = f"{answer.status_code}" + (" Retry-After" if retry_after else "")
-                self.answers[label] += 1
-                if 200 <= answer.status_code < 300:
-                    delivery.acked_at = time.time()
-                    self.acked.append(delivery)
-                    return
-                if answer.status_code >= 500 or answer.status_code == 429:
-                    await asyncio.sleep(float(retry_after or 1.0))
-                    continue
-                return  # a 4xx other than 429: a refusal, counted, never resent
-        finally:
-            self.in_flight -= 1
+        reader: asyncio.StreamReader | None = None
+        writer: asyncio.StreamWriter | None = None
+        last_used = time.monotonic()
+        while (delivery := await self._queue.get()) is not None:
+            delivery.attempts += 1
+            body = delivery.body()
+            head = (f"POST /webhooks/{delivery.channel} HTTP/1.1\r\nHost: {host}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                    f"X-Feedbackloop-Signature: {sign(self.secrets[delivery.channel], body)}\r\n"
+                    f"X-Feedbackloop-Delivery: {delivery.external_id}\r\n\r\n")
+            if writer is not None and time.monotonic() - last_used > IDLE_S:  # the server closes idle ones
+                writer.close()
+                reader = writer = None
+            last_used = time.monotonic()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                assert reader is not None
+                writer.write(head.encode() + body)
+                status, headers = await asyncio.wait_for(_response(reader), 30.0)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:  # resent, as any source does
+                self.answers[f"no answer ({type(error).__name__})"] += 1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                self._again(delivery, 1.0)
+                continue
+            if headers.get("connection") == "close":
+                writer.close()
+                reader = writer = None
+            retry_after = headers.get("retry-after")
+            self.answers[f"{status}" + (" Retry-After" if retry_after else "")] += 1
+            if 200 <= status < 300:
+                delivery.acked_at = time.time()
+                self.acked.append(delivery)
+                self.in_flight -= 1
+            elif status >= 500 or status == 429:
+                self._again(delivery, float(retry_after or 1.0))
+            else:  # a 4xx other than 429: a refusal, counted, never resent
+                self.in_flight -= 1
+        if writer is not None:
+            writer.close()
 
     def wait_answered(self, timeout_s: float = 600.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -236,8 +267,20 @@ class Sender:
             time.sleep(0.2)
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result()
+        for _ in self._connections:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+        time.sleep(0.5)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in
+               (line.partition(":") for line in lines[1:] if line)}
+    if length := int(headers.get("content-length", "0")):
+        await reader.readexactly(length)
+    return int(lines[0].split(" ", 2)[1]), headers
 
 
 def percentile(values: list[float], fraction: float) -> float:
