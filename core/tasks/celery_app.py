@@ -117,6 +117,8 @@ def register_tasks(app: Celery, context: WorkerContext) -> None:
     @app.task(name=TASK_OF_QUEUE["reclustering"], **options)  # type: ignore[untyped-decorator]
     def recluster() -> int:
         report = recluster_step(context.loop)
+        # Items embedded while it ran found the themes lock held and were left to it: assign them now.
+        kick_now(app, "themes", context.settings.broker_queue_prefix)
         return report.themes if report is not None else -1
 
     worker_process_init.connect(lambda **_kwargs: context.forget(), weak=False, dispatch_uid="feedbackloop-fork")
