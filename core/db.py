@@ -115,3 +115,19 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def unavailable_as_503(error: BaseException) -> BaseException:
+    """A database that cannot be reached or cannot take the write (a connection refused or broken, a server
+    restarting, SQLite's lock held too long) as StorageUnavailable: nothing was stored, and the caller is
+    told to retry (503 with ``Retry-After``) instead of seeing a 500. Any other error is returned as it is."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    from core.errors import StorageUnavailable
+
+    if isinstance(error, OperationalError | InterfaceError) or (
+            isinstance(error, DBAPIError) and error.connection_invalidated):
+        unavailable = StorageUnavailable("the database is unavailable right now; nothing was stored, retry")
+        unavailable.__cause__ = error
+        return unavailable
+    return error

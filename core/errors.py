@@ -72,6 +72,14 @@ class ConfigurationError(FeedbackloopError):
 
 
 class StorageUnavailable(FeedbackloopError):
-    """The database cannot answer or refused to keep a write (commit failed): nothing was stored, retry."""
+    """The database cannot answer or refused to keep a write (commit failed): nothing was stored, retry.
+
+    Answered with ``Retry-After``: a webhook sender (or a client) waits that long and sends again, which is
+    what makes a database restart cost no delivery."""
 
     status_code = 503
+    retry_after_s = 5
+
+    def __init__(self, message: str, status_code: int | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message, status_code, {"Retry-After": str(self.retry_after_s), **(headers or {})})

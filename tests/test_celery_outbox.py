@@ -203,3 +203,75 @@ def test_a_broker_url_must_name_a_known_transport() -> None:
     with pytest.raises(ValueError, match="broker URL"):
         Settings(broker_url="kafka://somewhere")
     assert Settings(broker_url="").broker_url is None
+
+
+def test_an_embedding_task_takes_one_claim_then_hands_on_to_theming_and_the_next_task(
+        loop: FeedbackLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under steady intake a task that embedded until nothing was left would never end, and the items it
+    embedded would never be themed (issue 17's scale-out bench found it): one claim per task instead."""
+    from celery import Celery
+
+    from core.tasks import celery_app
+
+    kicked: list[str] = []
+    monkeypatch.setattr(celery_app, "kick_now", lambda _app, queue, _prefix="": kicked.append(queue))
+    monkeypatch.setattr(celery_app, "EMBED_CLAIM", 16)
+    app = Celery("test-embedding-task", broker="memory://", set_as_current=False)
+    context = celery_app.WorkerContext(loop.settings)
+    context._loop = loop
+    celery_app.register_tasks(app, context)
+    with loop.session() as session:
+        ingest(loop, session, [ItemDraft(text=f"item number {n} about topic {n % 7}", channel="api",
+                                         external_id=str(n)) for n in range(40)])
+    embed = app.tasks["feedbackloop.embed"]
+    assert [embed(), embed(), embed(), embed()] == [16, 16, 8, 0]
+    assert kicked == ["themes", "embedding", "themes", "embedding", "themes"]
+
+
+@ON_POSTGRES
+def test_theme_assignment_leaves_a_held_lock_alone_and_its_holder_takes_what_arrived_meanwhile(
+        any_loop: FeedbackLoop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task waiting for the themes lock held a pool process that could have embedded: under steady intake
+    (issue 17's scale-out bench) every pool process ended up waiting. Now a caller that finds the lock held
+    returns, and the holder passes again for the items embedded during its pass."""
+    from core.tasks import steps
+    from core.themes import incremental
+
+    def arrive(prefix: str) -> None:
+        with any_loop.session() as session:
+            ingest(any_loop, session, [ItemDraft(text=f"{prefix} the export to csv fails {n}", channel="api",
+                                                 external_id=f"{prefix}-{n}") for n in range(6)])
+        embed_step(any_loop)
+
+    arrive("first")
+    passes: list[int] = []
+    real_pass = incremental.assign_embedded
+
+    def one_pass(loop: FeedbackLoop, session: Any) -> Any:
+        passes.append(len(steps.waiting_for_a_theme(loop)))
+        done_pass = real_pass(loop, session)
+        if len(passes) == 1:
+            arrive("during")  # committed while this pass runs, after its query: the next pass has them
+        return done_pass
+
+    monkeypatch.setattr(steps, "assign_embedded", one_pass)
+    holding, done = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with exclusive(any_loop, "themes") as held:
+            assert held
+            holding.set()
+            done.wait(1.0)  # let go a second later: a caller that waited for it would then pass
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    holding.wait(10)
+    skipped = steps.assign_step(any_loop)
+    done.set()
+    holder.join(10)
+    assert passes == [] and skipped.joined + skipped.new_themes == 0  # it did not wait for the holder
+
+    steps.assign_step(any_loop)
+    assert len(passes) == 2  # a second pass for the items that arrived during the first
+    with any_loop.session() as session:
+        assert session.scalar(select(func.count()).select_from(FeedbackItem)) == 12

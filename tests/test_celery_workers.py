@@ -234,3 +234,4 @@ def test_a_broker_outage_loses_nothing_and_the_backlog_drains(database_url: str,
             wait_until(lambda: client.get("/readyz").status_code == 200, 20, "/readyz ready again")
             all_themed(loop, "during", workers, timeout_s=45)
             assert counts(loop, "before")[0] == len(TOPICS) * 6  # nothing lost, nothing doubled
+

@@ -19,6 +19,10 @@ TASK_OF_QUEUE = {
 }
 
 Publish = Callable[[str], None]
+# A publication is tried once more, at once, on a fresh connection: after a broker restart the pooled one is
+# dead (the first publication of every process failed with "connection reset" and its kick waited for the
+# next try), while a broker that is really away still costs the caller one connection timeout, not more.
+ONE_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
 
 
 def transport_options(url: str, queue_prefix: str = "", visibility_timeout_s: float | None = None) -> dict[str, Any]:
@@ -48,7 +52,8 @@ def _stamp(headers: dict[str, Any] | None = None, **_kwargs: Any) -> None:
 
 
 def publisher(broker_url: str, queue_prefix: str = "") -> Publish:
-    """Sends a queue's task from any process (the API's kicks), without retries: a sweep makes up for it."""
+    """Sends a queue's task from any process (the API's kicks), retried once (ONE_RETRY): a sweep makes up
+    for a kick that still fails."""
     from celery import Celery
 
     app = Celery("feedbackloop-kicks", broker=broker_url, set_as_current=False)
@@ -57,7 +62,7 @@ def publisher(broker_url: str, queue_prefix: str = "") -> Publish:
     stamp_publications()
 
     def publish(queue: str) -> None:
-        app.send_task(TASK_OF_QUEUE[queue], queue=queue_prefix + queue, retry=False)
+        app.send_task(TASK_OF_QUEUE[queue], queue=queue_prefix + queue, retry=True, retry_policy=ONE_RETRY)
 
     return publish
 

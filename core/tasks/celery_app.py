@@ -24,7 +24,7 @@ from core.loop import FeedbackLoop
 from core.settings import Settings
 from core.tasks.broker import CONNECT_TIMEOUT_S, TASK_OF_QUEUE, stamp_publications, transport_options
 from core.tasks.kicks import kick_now
-from core.tasks.steps import assign_step, deliver_step, embed_step, poll_step, recluster_step
+from core.tasks.steps import EMBED_CLAIM, assign_step, deliver_step, embed_step, poll_step, recluster_step
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,13 @@ def register_tasks(app: Celery, context: WorkerContext) -> None:
 
     @app.task(name=TASK_OF_QUEUE["embedding"], **options)  # type: ignore[untyped-decorator]
     def embed() -> int:
-        embedded = embed_step(context.loop)
+        # One claimed batch per task: under steady intake an unbounded loop never returns, so the items it
+        # embedded would wait for theme assignment (kicked below) as long as the traffic lasts.
+        embedded = embed_step(context.loop, claim=EMBED_CLAIM, max_claims=1)
         if embedded:
             kick_now(app, "themes", context.settings.broker_queue_prefix)
+        if embedded >= EMBED_CLAIM:  # a full batch: more may be waiting, another task takes the next one
+            kick_now(app, "embedding", context.settings.broker_queue_prefix)
         return embedded
 
     @app.task(name=TASK_OF_QUEUE["themes"], **options)  # type: ignore[untyped-decorator]
@@ -115,6 +119,8 @@ def register_tasks(app: Celery, context: WorkerContext) -> None:
     @app.task(name=TASK_OF_QUEUE["reclustering"], **options)  # type: ignore[untyped-decorator]
     def recluster() -> int:
         report = recluster_step(context.loop)
+        # Items embedded while it ran found the themes lock held and were left to it: assign them now.
+        kick_now(app, "themes", context.settings.broker_queue_prefix)
         return report.themes if report is not None else -1
 
     worker_process_init.connect(lambda **_kwargs: context.forget(), weak=False, dispatch_uid="feedbackloop-fork")

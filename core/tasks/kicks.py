@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.after_commit import after_commit
-from core.tasks.broker import TASK_OF_QUEUE, Publish, publisher
+from core.tasks.broker import ONE_RETRY, TASK_OF_QUEUE, Publish, publisher
 
 RETRY_AFTER_FAILURE_S = 5.0
 
@@ -94,6 +94,6 @@ class Kicker:
 def kick_now(app: Any, queue: str, queue_prefix: str = "") -> None:
     """From inside a worker: the next step's task on its queue (a failure is the sweep's to make up)."""
     try:
-        app.send_task(TASK_OF_QUEUE[queue], queue=queue_prefix + queue, retry=False)
+        app.send_task(TASK_OF_QUEUE[queue], queue=queue_prefix + queue, retry=True, retry_policy=ONE_RETRY)
     except Exception as error:
         log.warning("could not queue %s: %s: %s", queue, type(error).__name__, error)

@@ -14,7 +14,10 @@ safe to run on several workers at once:
 
 from __future__ import annotations
 
+import itertools
 import logging
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -22,7 +25,7 @@ from sqlalchemy import select
 from core.community.decline import check_declines
 from core.intake.polling import poll_due
 from core.loop import FeedbackLoop
-from core.models import FeedbackItem
+from core.models import FeedbackItem, ThemeMembership
 from core.routing.outbox import DeliveryPolicy, RouteReport, send_due
 from core.routing.replies import send_loop_replies
 from core.routing.spikes import check_spikes
@@ -34,8 +37,10 @@ from core.themes.incremental import AssignReport, assign_embedded
 # Items claimed per embedding transaction: several of the embedder's batches, few enough that a killed
 # worker loses little and that other workers get their share of a backlog.
 EMBED_CLAIM = 512
-# How long theme assignment waits for another worker's assignment (or a re-clustering) to finish.
+# How long a re-clustering waits for theme assignment to let go of the lock.
 THEMES_WAIT_S = 30.0
+# Between two assignment passes: long enough for a re-clustering polling for the lock to take it.
+BETWEEN_PASSES_S = 0.3
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +54,13 @@ class PollReport:
     skipped: bool = False
 
 
-def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM) -> int:
+def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM, max_claims: int | None = None) -> int:
     """Embed (and re-score) every item without the configured model's embedding, batch by claimed batch (each
-    distinct text once: core/themes/embedding.py); how many were given a vector."""
+    distinct text once: core/themes/embedding.py); how many were given a vector. With ``max_claims``, at most
+    that many batches: a task must end while items keep arriving, or the steps after it never get a turn."""
     total = 0
-    while True:
+    claims: Iterable[int] = itertools.count() if max_claims is None else range(max_claims)
+    for _ in claims:
         with loop.session() as session:
             items = list(session.scalars(
                 select(FeedbackItem).where(lacks_embedding_of(loop.embedder.name)).order_by(FeedbackItem.id)
@@ -63,18 +70,41 @@ def embed_step(loop: FeedbackLoop, claim: int = EMBED_CLAIM) -> int:
                 return total
             embed_items(loop, session, items)
         total += len(items)
+    return total
 
 
 def assign_step(loop: FeedbackLoop) -> AssignReport:
-    """Embedded items join their themes (or form new ones), then spikes are checked: they see them at once."""
-    with exclusive(loop, "themes", wait_s=THEMES_WAIT_S) as held:
-        if not held:
-            log.info("theme assignment skipped: another worker held the lock for %.0f s", THEMES_WAIT_S)
-            return AssignReport()
-        with loop.session() as session:
-            report = assign_embedded(loop, session)
-        check_spikes(loop)
-    return report
+    """Embedded items join their themes (or form new ones), then spikes are checked: they see them at once.
+
+    One assigner at a time across the cluster, and the others do not wait for it: a task waiting for the
+    lock holds a pool process that could embed meanwhile (under steady intake they ended up all waiting).
+    The holder takes their items instead: it passes again while items arrived during its pass, letting go
+    of the lock between passes (a re-clustering waiting for it gets its turn), and looks once more after
+    letting go, so an item whose kick found the lock held is never left waiting for the next sweep."""
+    report = AssignReport()
+    while True:
+        with exclusive(loop, "themes") as held:
+            if not held:
+                return report
+            looked_at = waiting_for_a_theme(loop)
+            with loop.session() as session:
+                passed = assign_embedded(loop, session)
+            check_spikes(loop)
+        report.embedded += passed.embedded
+        report.joined += passed.joined
+        report.new_themes += passed.new_themes
+        report.waiting = passed.waiting
+        if waiting_for_a_theme(loop) <= looked_at:
+            return report
+        time.sleep(BETWEEN_PASSES_S)
+
+
+def waiting_for_a_theme(loop: FeedbackLoop) -> set[int]:
+    """The embedded items in no theme: what an assignment pass looks at (and leaves in the pool)."""
+    with loop.session() as session:
+        return set(session.scalars(
+            select(FeedbackItem.id).outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
+            .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None))))
 
 
 def deliver_step(loop: FeedbackLoop, policy: DeliveryPolicy | None = None) -> RouteReport:
