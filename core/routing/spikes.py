@@ -55,14 +55,17 @@ def check_spikes(loop: FeedbackLoop) -> int:
         theme_ids = _recently_active_themes(session)
         signals = theme_signals(session, theme_ids)
         for theme_id in theme_ids:
-            theme = session.get(Theme, theme_id)
+            score = signals[theme_id].anomaly_score or 0.0
+            # The counts first: a theme view costs two queries, and on every pass hundreds of recently active
+            # themes are far below every rule's threshold.
+            rising = [rule for rule in spike_rules
+                      if score >= rule.threshold and signals[theme_id].recent >= rule.min_recent]
+            theme = session.get(Theme, theme_id) if rising else None
             if theme is None:
                 continue
             view = replace(theme_view(session, theme), **signals[theme_id].as_fields())
-            for rule in spike_rules:
-                score = view.anomaly_score or 0.0
-                if (score < rule.threshold or signals[theme_id].recent < rule.min_recent
-                        or not rule.matches(view) or _cooling_down(session, theme_id, rule)):
+            for rule in rising:
+                if not rule.matches(view) or _cooling_down(session, theme_id, rule):
                     continue
                 alert = SpikeAlert(theme_id=theme_id, rule=rule.name, score=score, state="sending")
                 session.add(alert)
