@@ -17,7 +17,7 @@ theme, one tracker call per ticket; every answer counted (only 2xx and 503 with 
 Its own PostgreSQL cluster (port 5433) and RabbitMQ node (port 5673), so the faults touch nobody else.
 Run as root (pg_ctlcluster, rabbitmqctl), inside ``flock /tmp/heavy.lock``:
 
-    PYTHONPATH=$PWD .venv/bin/python bench/scale_out_bench.py [--items 20000 --rate 50 --seconds 120]
+    .venv/bin/python bench/scale_out_bench.py [--items 20000 --rate 50 --seconds 120]
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.scale_out_report import report
-from bench.scale_out_support import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.scale_out_report import report  # noqa: E402
+from bench.scale_out_support import (  # noqa: E402
     CHANNELS,
     RABBIT_URL,
     BenchCluster,
@@ -52,18 +55,18 @@ from bench.scale_out_support import (
     start_services,
     stop_services,
 )
-from core.intake.channels import add_channel
-from core.loop import FeedbackLoop
-from core.models import Delivery as Outbox
-from core.models import FeedbackItem, SpikeAlert, Theme, ThemeMembership
-from core.plugin_manager import make_plugin_manager
-from core.routing.plan import plan_deliveries
-from core.settings import Settings
-from core.tasks.broker import publisher
-from tests.plugins import celery_kit
-from tests.support.celery_cluster import Ledger, cluster_env, wait_until
-from tests.support.loops import HashEmbedder
-from tests.support.server import free_port
+from core.intake.channels import add_channel  # noqa: E402
+from core.loop import FeedbackLoop  # noqa: E402
+from core.models import Delivery as Outbox  # noqa: E402
+from core.models import FeedbackItem, SpikeAlert, Theme, ThemeMembership  # noqa: E402
+from core.plugin_manager import make_plugin_manager  # noqa: E402
+from core.routing.plan import plan_deliveries  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.tasks.broker import publisher  # noqa: E402
+from tests.plugins import celery_kit  # noqa: E402
+from tests.support.celery_cluster import Ledger, cluster_env, wait_until  # noqa: E402
+from tests.support.loops import HashEmbedder  # noqa: E402
+from tests.support.server import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
