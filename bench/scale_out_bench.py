@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -234,22 +235,21 @@ class Bench:
         self.cluster.start_worker("w1again", f"--concurrency={self.args.concurrency}")  # a log of its own
         self.note("w1 restarted (as w1again)")
         time.sleep(max(0.0, began + at[1] - time.monotonic()))
-        rabbitmqctl("stop_app")
-        self.note("RabbitMQ stopped")
-        try:
-            time.sleep(self.args.broker_outage_s)
-        finally:
-            rabbitmqctl("start_app")
-        self.note("RabbitMQ started")
+        self.outage("RabbitMQ", lambda: rabbitmqctl("stop_app"), lambda: rabbitmqctl("start_app"),
+                    self.args.broker_outage_s)
         time.sleep(max(0.0, began + at[2] - time.monotonic()))
-        postgres("stop")
-        self.note("PostgreSQL stopped")
-        try:
-            time.sleep(self.args.db_outage_s)
-        finally:
-            postgres("start")
-        self.note("PostgreSQL started")
+        self.outage("PostgreSQL", lambda: postgres("stop"), lambda: postgres("start"), self.args.db_outage_s)
         sending.result()
+
+    def outage(self, service: str, stop: Callable[[], object], start: Callable[[], object], seconds: float) -> None:
+        """``service`` stopped for ``seconds``, then started again whatever happens meanwhile."""
+        stop()
+        self.note(f"{service} stopped")
+        try:
+            time.sleep(seconds)
+        finally:
+            start()
+        self.note(f"{service} started")
 
     def route(self) -> int:
         with self.loop.session() as session:

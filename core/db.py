@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from core.errors import StorageUnavailable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # What a SQLite WAL keeps after a checkpoint: room for the writes of many seconds at peak intake (the
@@ -117,14 +120,10 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def unavailable_as_503(error: BaseException) -> BaseException:
+def as_storage_unavailable(error: BaseException) -> BaseException:
     """A database that cannot be reached or cannot take the write (a connection refused or broken, a server
     restarting, SQLite's lock held too long) as StorageUnavailable: nothing was stored, and the caller is
     told to retry (503 with ``Retry-After``) instead of seeing a 500. Any other error is returned as it is."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    from core.errors import StorageUnavailable
-
     if isinstance(error, OperationalError | InterfaceError) or (
             isinstance(error, DBAPIError) and error.connection_invalidated):
         unavailable = StorageUnavailable("the database is unavailable right now; nothing was stored, retry")

@@ -248,7 +248,7 @@ def test_theme_assignment_leaves_a_held_lock_alone_and_its_holder_takes_what_arr
     real_pass = incremental.assign_embedded
 
     def one_pass(loop: FeedbackLoop, session: Any) -> Any:
-        passes.append(len(steps.waiting_for_a_theme(loop)))
+        passes.append(len(incremental.waiting_item_ids(session)))
         done_pass = real_pass(loop, session)
         if len(passes) == 1:
             arrive("during")  # committed while this pass runs, after its query: the next pass has them

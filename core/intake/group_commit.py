@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from core.db import unavailable_as_503
+from core.db import as_storage_unavailable
 from core.errors import FeedbackloopError
 from core.intake.batch import store_batch
 from core.intake.channels import (
@@ -110,7 +110,7 @@ class WebhookIntake:
                 raise
             except Exception as error:  # never leave a sender waiting for an answer
                 log.exception("webhook batch failed")
-                answers = [unavailable_as_503(error)] * len(batch)
+                answers = [as_storage_unavailable(error)] * len(batch)
             for pending, answer in zip(batch, answers, strict=True):
                 pending.done(answer)
 
@@ -132,7 +132,7 @@ class WebhookIntake:
                 config = self._config(pending.channel)
                 result = prepare_delivery(self.loop, config, pending.headers, pending.body, pending.request_id)
             except Exception as error:  # the database away (channel lookup): 503, the sender retries
-                answers[index] = unavailable_as_503(error)
+                answers[index] = as_storage_unavailable(error)
                 continue
             if result.ignored is not None:
                 answers[index] = WebhookOutcome(ignored=result.ignored, report=None, answer=result.answer)
@@ -157,7 +157,7 @@ class WebhookIntake:
         try:
             return with_answer(store_with_retries(self.loop, name, result), result)
         except Exception as error:  # a database that is down or restarting: 503 with Retry-After, not a 500
-            return unavailable_as_503(error)
+            return as_storage_unavailable(error)
 
 
 def log_answer(pending: _Pending, answer: Answer) -> None:

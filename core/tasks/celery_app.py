@@ -94,7 +94,8 @@ def register_tasks(app: Celery, context: WorkerContext) -> None:
     @app.task(name=TASK_OF_QUEUE["embedding"], **options)  # type: ignore[untyped-decorator]
     def embed() -> int:
         # One claimed batch per task: under steady intake an unbounded loop never returns, so the items it
-        # embedded would wait for theme assignment (kicked below) as long as the traffic lasts.
+        # embedded would wait for theme assignment (kicked below) as long as the traffic lasts. The claim is
+        # named here because the full-batch check below compares with it.
         embedded = embed_step(context.loop, claim=EMBED_CLAIM, max_claims=1)
         if embedded:
             kick_now(app, "themes", context.settings.broker_queue_prefix)

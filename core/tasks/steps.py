@@ -25,14 +25,14 @@ from sqlalchemy import select
 from core.community.decline import check_declines
 from core.intake.polling import poll_due
 from core.loop import FeedbackLoop
-from core.models import FeedbackItem, ThemeMembership
+from core.models import FeedbackItem
 from core.routing.outbox import DeliveryPolicy, RouteReport, send_due
 from core.routing.replies import send_loop_replies
 from core.routing.spikes import check_spikes
 from core.routing.tracker_status import poll_statuses
 from core.tasks.locks import exclusive
 from core.themes.build import ClusterReport, embed_items, lacks_embedding_of, recluster
-from core.themes.incremental import AssignReport, assign_embedded
+from core.themes.incremental import AssignReport, assign_embedded, waiting_item_ids
 
 # Items claimed per embedding transaction: several of the embedder's batches, few enough that a killed
 # worker loses little and that other workers get their share of a backlog.
@@ -86,7 +86,6 @@ def assign_step(loop: FeedbackLoop) -> AssignReport:
         with exclusive(loop, "themes") as held:
             if not held:
                 return report
-            looked_at = waiting_for_a_theme(loop)
             with loop.session() as session:
                 passed = assign_embedded(loop, session)
             check_spikes(loop)
@@ -94,17 +93,11 @@ def assign_step(loop: FeedbackLoop) -> AssignReport:
         report.joined += passed.joined
         report.new_themes += passed.new_themes
         report.waiting = passed.waiting
-        if waiting_for_a_theme(loop) <= looked_at:
+        with loop.session() as session:
+            arrived = waiting_item_ids(session) - passed.looked_at
+        if not arrived:
             return report
         time.sleep(BETWEEN_PASSES_S)
-
-
-def waiting_for_a_theme(loop: FeedbackLoop) -> set[int]:
-    """The embedded items in no theme: what an assignment pass looks at (and leaves in the pool)."""
-    with loop.session() as session:
-        return set(session.scalars(
-            select(FeedbackItem.id).outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
-            .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None))))
 
 
 def deliver_step(loop: FeedbackLoop, policy: DeliveryPolicy | None = None) -> RouteReport:

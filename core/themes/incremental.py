@@ -4,10 +4,11 @@ from items that fit none, without re-clustering everything (the worker runs this
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from clustering.incremental import JOIN_FLOOR, IncrementalThemer
@@ -32,6 +33,7 @@ class AssignReport:
     joined: int = 0
     new_themes: int = 0
     waiting: int = 0
+    looked_at: set[int] = field(default_factory=set)  # the waiting items' ids the pass started from
 
 
 def assign_new_items(loop: FeedbackLoop, session: Session) -> AssignReport:
@@ -46,12 +48,10 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
     """Theme the items already embedded that have no theme yet; one caller at a time (core/tasks/steps.py
     holds a lock across workers: two callers would form the same new theme twice from one waiting pool)."""
     report = AssignReport()
-    waiting = session.execute(
-        select(FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding, FeedbackItem.request_id)
-        .outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
-        .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None), not_a_staff_answer(session))
-        .order_by(FeedbackItem.id)
-    ).all()
+    waiting = session.execute(_waiting(
+        session, FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding, FeedbackItem.request_id
+    ).order_by(FeedbackItem.id)).all()
+    report.looked_at = {item_id for item_id, _, _, _ in waiting}
     if not waiting:
         return report
     texts = {item_id: text for item_id, text, _, _ in waiting}
@@ -89,6 +89,17 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
               for item_id, _, _, request_id in waiting if item_id in placed]
     log_items_after_commit(session, log, "item.themed", themed)
     return report
+
+
+def waiting_item_ids(session: Session) -> set[int]:
+    """The embedded items in no theme: what an assignment pass looks at (and leaves in the pool)."""
+    return set(session.scalars(_waiting(session, FeedbackItem.id)))
+
+
+def _waiting(session: Session, *columns: Any) -> Select[Any]:
+    return (select(*columns).outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)
+            .where(ThemeMembership.item_id.is_(None), FeedbackItem.embedding.is_not(None),
+                   not_a_staff_answer(session)))
 
 
 def _near_copies_of_placed(loop: FeedbackLoop, session: Session, vectors: dict[int, np.ndarray],
