@@ -1,6 +1,10 @@
 """Incremental theming: a new item joins the nearest theme at once, or waits among the unthemed;
 new themes emerge from the waiting items without re-clustering everything.
 
+A waiting item close enough to a theme is adopted by it (at once when the caller forces the check, as the
+worker's passes do), but stays *provisional*: it remains a candidate for a new theme for a while, so a novel
+ask whose first items were adopted by a neighbouring theme still emerges, and moves them to itself.
+
 Pure numpy: the caller keeps the state (centroids, sizes, the waiting pool) and stores what it needs.
 """
 
@@ -43,9 +47,16 @@ class IncrementalThemer:
     # Pool items that formed no new theme after this many checks join their nearest theme if above the floor.
     max_wait_checks: int = 10
     adopt_floor: float = 0.5
+    # Adopted items stay candidates for a new theme until this many later adoptions (the stream mode's
+    # pool wait, check_every x max_wait_checks): long enough for a novel ask to gather its items.
+    provisional_keep: int = 100
     pool_keys: list[int] = field(default_factory=list)
     pool_vectors: list[np.ndarray] = field(default_factory=list)
     pool_waited: list[int] = field(default_factory=list)
+    # Adopted items, oldest first, and the theme each is in now.
+    provisional_keys: list[int] = field(default_factory=list)
+    provisional_vectors: list[np.ndarray] = field(default_factory=list)
+    provisional_themes: list[int] = field(default_factory=list)
     _since_check: int = 0
 
     @classmethod
@@ -86,41 +97,66 @@ class IncrementalThemer:
         self.sizes[index] = size + 1
 
     def emerge(self, force: bool = False) -> list[Emerged]:
-        """Pool changes, checked every few items: new themes of at least ``min_new_theme`` close items,
-        then long-waiting items adopted by their nearest theme."""
+        """Pool changes, checked every few items: new themes of at least ``min_new_theme`` close items (the
+        waiting and the provisional ones), then waiting items adopted by their nearest theme (all of them when
+        forced, else those that waited ``max_wait_checks`` checks). A provisional member of a new theme is
+        among its ``members`` like the others: the caller moves it."""
         if not force and self._since_check < self.check_every:
             return []
         self._since_check = 0
-        if not self.pool_vectors:
+        if not self.pool_vectors and not self.provisional_vectors:
             return []
-        pool = np.vstack(self.pool_vectors)
+        waiting_count = len(self.pool_vectors)
+        pool = np.vstack(self.pool_vectors + self.provisional_vectors)
+        keys = self.pool_keys + self.provisional_keys
         taken = np.full(len(pool), UNTHEMED, dtype=np.int64)
-        changes = self._new_themes(pool, taken) if len(pool) >= self.min_new_theme else []
+        changes = self._new_themes(pool, keys, taken) if len(pool) >= self.min_new_theme else []
         self.pool_waited = [waited + 1 for waited in self.pool_waited]
-        waiting = [i for i in range(len(pool)) if taken[i] == UNTHEMED and
+        waiting = [i for i in range(waiting_count) if taken[i] == UNTHEMED and
                    (force or self.pool_waited[i] >= self.max_wait_checks)]
+        adopted: list[int] = []
         if waiting and len(self.theme_ids):
-            changes += self._adopt(pool, taken, waiting)
-        self._keep_in_pool(taken == UNTHEMED)
+            adopted = self._adopt(pool, taken, waiting)
+            changes += self._adoptions(adopted, taken)
+        self._keep_provisional(taken, waiting_count, adopted)
+        self._keep_in_pool(taken[:waiting_count] == UNTHEMED)
         return changes
 
-    def _adopt(self, pool: Embeddings, taken: np.ndarray, waiting: list[int]) -> list[Emerged]:
-        """Waiting items close enough to their nearest theme join it, one change per theme."""
+    def _keep_provisional(self, taken: np.ndarray, waiting_count: int, adopted: list[int]) -> None:
+        """Provisional items a new theme took are its members now; the newly adopted join the end."""
+        kept = [(key, vector, theme) for offset, (key, vector, theme) in enumerate(zip(
+            self.provisional_keys, self.provisional_vectors, self.provisional_themes, strict=True))
+            if taken[waiting_count + offset] == UNTHEMED]
+        kept += [(self.pool_keys[i], self.pool_vectors[i], int(taken[i])) for i in adopted]
+        kept = kept[-self.provisional_keep:] if self.provisional_keep > 0 else []
+        self.provisional_keys = [key for key, _, _ in kept]
+        self.provisional_vectors = [vector for _, vector, _ in kept]
+        self.provisional_themes = [theme for _, _, theme in kept]
+
+    def _adopt(self, pool: Embeddings, taken: np.ndarray, waiting: list[int]) -> list[int]:
+        """Waiting items close enough to their nearest theme join it (``taken``); the rows adopted."""
         similarity = pool[waiting] @ self.centroids.T
         best = similarity.argmax(axis=1)
-        adopted: dict[int, list[int]] = {}
+        adopted = []
         for row, index in enumerate(waiting):
             if similarity[row, best[row]] >= self.adopt_floor:
                 taken[index] = self.theme_ids[int(best[row])]
-                adopted.setdefault(int(taken[index]), []).append(self.pool_keys[index])
-        return [Emerged(theme=theme, members=keys, new=False) for theme, keys in adopted.items()]
+                adopted.append(index)
+        return adopted
+
+    def _adoptions(self, rows: list[int], taken: np.ndarray) -> list[Emerged]:
+        """One change per adopting theme."""
+        members: dict[int, list[int]] = {}
+        for index in rows:
+            members.setdefault(int(taken[index]), []).append(self.pool_keys[index])
+        return [Emerged(theme=theme, members=keys, new=False) for theme, keys in members.items()]
 
     def _keep_in_pool(self, keep: np.ndarray) -> None:
         self.pool_keys = [k for k, kept in zip(self.pool_keys, keep, strict=True) if kept]
         self.pool_vectors = [v for v, kept in zip(self.pool_vectors, keep, strict=True) if kept]
         self.pool_waited = [w for w, kept in zip(self.pool_waited, keep, strict=True) if kept]
 
-    def _new_themes(self, pool: Embeddings, taken: np.ndarray) -> list[Emerged]:
+    def _new_themes(self, pool: Embeddings, keys: list[int], taken: np.ndarray) -> list[Emerged]:
         groups = average_linkage(pool, self.new_theme_distance)
         emerged: list[Emerged] = []
         for group in np.unique(groups):
@@ -134,6 +170,6 @@ class IncrementalThemer:
             self.centroids = np.vstack([self.centroids, centre[None, :].astype(np.float32)])
             self.sizes = np.append(self.sizes, len(members))
             self.radii = np.append(self.radii, np.float32(np.quantile(vectors @ centre, RADIUS_QUANTILE)))
-            emerged.append(Emerged(theme=theme, members=[self.pool_keys[i] for i in members]))
+            emerged.append(Emerged(theme=theme, members=[keys[i] for i in members]))
             taken[members] = theme
         return emerged

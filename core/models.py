@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -127,11 +128,16 @@ class ThemeMembership(Base):
     """Which theme an item belongs to, and whether a machine or a person put it there."""
 
     __tablename__ = "theme_memberships"
+    # Each assignment pass reads the most recent adopted memberships (the provisional ones).
+    __table_args__ = (Index("ix_theme_memberships_adopted_item", "adopted", "item_id"),)
     item_id: Mapped[int] = mapped_column(ForeignKey("feedback_items.id", ondelete="CASCADE"), primary_key=True)
     theme_id: Mapped[int] = mapped_column(ForeignKey("themes.id", ondelete="CASCADE"), index=True)
     # Indexed: people's placements (source "human") are read on every assignment round and re-clustering.
     source: Mapped[str] = mapped_column(String(16), default="machine", index=True)  # core.types.MembershipSource
     score: Mapped[float | None] = mapped_column(Float)
+    # Adopted by its nearest theme from the waiting pool, outside the theme's radius (clustering/incremental.py):
+    # the most recent of these stay candidates for a new theme, which takes them over if one emerges.
+    adopted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     item: Mapped[FeedbackItem] = relationship(back_populates="membership")

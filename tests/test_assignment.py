@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.app import create_app
 from core import hookimpl
@@ -15,7 +17,7 @@ from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.routing.rules import load_rules
-from core.themes.incremental import assign_new_items
+from core.themes.incremental import assign_embedded, assign_new_items
 from core.types import ItemDraft
 from tests.support.env import ADMIN_KEY
 from tests.support.loops import background_worker, make_loop, write_spike_rules
@@ -56,6 +58,48 @@ def test_new_items_join_at_once_and_a_new_theme_emerges(loop: FeedbackLoop) -> N
         theme = session.get(Theme, new_theme.pop())
         assert theme is not None and "invoice" in theme.label.lower() + " ".join(theme.keywords)
     assert created.labels == [theme.label]
+
+
+def _vector_near(centre: np.ndarray, towards: np.ndarray, cosine: float) -> np.ndarray:
+    side = towards - (towards @ centre) * centre
+    side /= np.linalg.norm(side)
+    return (cosine * centre + np.sqrt(1 - cosine**2) * side).astype(np.float32)
+
+
+def test_an_item_near_a_theme_is_in_it_at_once_and_a_new_theme_takes_it_over(loop: FeedbackLoop) -> None:
+    """Outside the theme's radius but close to it: adopted in the same pass (no wait for a re-clustering),
+    provisionally; when enough items like it arrive, the new theme they form takes it over."""
+    axes = np.eye(64, dtype=np.float32)
+    with loop.session() as session:
+        theme = Theme(label="Card delivery", keywords=["card"], status="new", centroid=axes[0].tobytes(), radius=0.9)
+        session.add(theme)
+        session.flush()
+        theme_id = theme.id
+
+    def arrive(session: Session, numbers: range) -> None:
+        for number in numbers:  # close to each other, at 0.7 to the theme's centre
+            vector = _vector_near(axes[0], axes[1] + 0.05 * axes[2 + number], 0.7)
+            session.add(FeedbackItem(channel="api", external_id=f"inv-{number}", embedding=vector.tobytes(),
+                                     embedding_model="hash", text_original=f"invoice export csv {number}",
+                                     text_redacted=f"invoice export csv {number}"))
+
+    with loop.session() as session:
+        arrive(session, range(1))
+    with loop.session() as session:
+        report = assign_embedded(loop, session)
+        assert (report.joined, report.new_themes, report.waiting) == (1, 0, 0)
+    with loop.session() as session:
+        first = session.scalars(select(ThemeMembership).join(FeedbackItem)
+                                .where(FeedbackItem.external_id == "inv-0")).one()
+        assert (first.theme_id, first.adopted) == (theme_id, True) and 0.69 < (first.score or 0) < 0.71
+        arrive(session, range(1, loop.settings.min_theme_size))
+    with loop.session() as session:
+        report = assign_embedded(loop, session)
+        assert report.new_themes == 1
+    with loop.session() as session:
+        memberships = session.scalars(select(ThemeMembership)).all()
+        assert len({m.theme_id for m in memberships}) == 1 and memberships[0].theme_id != theme_id
+        assert not any(m.adopted for m in memberships) and len(memberships) == loop.settings.min_theme_size
 
 
 def unplaced_burst(loop: FeedbackLoop) -> int:

@@ -54,3 +54,37 @@ def test_assignment_moves_the_centroid() -> None:
     before = themer.centroids[0].copy()
     themer.assign(999, points[0])
     assert themer.sizes[0] == 21 and not np.allclose(before, themer.centroids[0])
+
+
+def _near(centre: np.ndarray, towards: np.ndarray, cosine: float) -> np.ndarray:
+    """A unit vector at ``cosine`` to ``centre``, in the plane of ``centre`` and ``towards``."""
+    side = towards - (towards @ centre) * centre
+    side /= np.linalg.norm(side)
+    return (cosine * centre + np.sqrt(1 - cosine**2) * side).astype(np.float32)
+
+
+def test_a_near_item_is_adopted_at_once_and_a_new_theme_takes_it_over() -> None:
+    axes = np.eye(32, dtype=np.float32)
+    themer = IncrementalThemer(centroids=axes[:1].copy(), sizes=np.array([50]), radii=np.array([0.9], np.float32),
+                               theme_ids=[7], min_new_theme=4)
+    novel = [_near(axes[0], axes[1] + 0.05 * axes[2 + i], 0.7) for i in range(5)]  # close to each other
+    assert themer.assign(1, novel[0]) == UNTHEMED  # outside the theme's radius
+    changes = themer.emerge(force=True)
+    assert [(c.theme, c.members, c.new) for c in changes] == [(7, [1], False)]  # in theme 7 at once
+    assert themer.provisional_keys == [1] and themer.pool_keys == []
+    for key, vector in enumerate(novel[1:], start=2):
+        assert themer.assign(key, vector) == UNTHEMED
+    changes = themer.emerge(force=True)
+    assert len(changes) == 1 and changes[0].new
+    assert sorted(changes[0].members) == [1, 2, 3, 4, 5]  # the adopted one moves to the new theme
+    assert themer.provisional_keys == []
+
+
+def test_provisional_items_are_kept_only_for_a_while() -> None:
+    axes = np.eye(32, dtype=np.float32)
+    themer = IncrementalThemer(centroids=axes[:1].copy(), sizes=np.array([50]), radii=np.array([0.9], np.float32),
+                               theme_ids=[7], provisional_keep=3)
+    for key in range(5):  # each far from the others: no new theme
+        themer.assign(key, _near(axes[0], axes[1 + key], 0.7))
+        themer.emerge(force=True)
+    assert themer.provisional_keys == [2, 3, 4] and themer.provisional_themes == [7, 7, 7]

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from clustering.incremental import JOIN_FLOOR, IncrementalThemer
+from clustering.incremental import JOIN_FLOOR, Emerged, IncrementalThemer
 from clustering.labels import class_tfidf_keywords, readable_title, representative_quotes
 from clustering.names import theme_names
 from clustering.steering import follow_placed
@@ -63,8 +63,11 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
         return report
     followers = _near_copies_of_placed(loop, session, vectors, dims)
     forbidden = forbidden_themes(session)
+    provisional = _load_provisional(session, themer, texts, vectors, dims)
     placed: dict[int, int] = {}  # item id: theme id, for the log
     for item_id, vector in vectors.items():
+        if item_id in provisional:
+            continue
         theme_id = followers[item_id] if item_id in followers else themer.assign(item_id, vector)
         if theme_id in forbidden.get(item_id, ()):
             continue  # a person rejected it for that theme: it waits for the next re-clustering to place it
@@ -74,10 +77,14 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
             report.joined += 1
     for emerged in themer.emerge(force=True):
         if not emerged.new:
+            report.joined += _adopt(session, themer, emerged, vectors, forbidden, placed)
             continue
         theme = _new_theme(loop, session, themer, emerged.theme, emerged.members, texts, vectors)
         for item_id in emerged.members:
-            session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE))
+            if item_id in provisional:  # adopted by a neighbour meanwhile: the new theme takes it over
+                provisional[item_id].theme_id, provisional[item_id].adopted = theme.id, False
+            else:
+                session.add(ThemeMembership(item_id=item_id, theme_id=theme.id, source=MembershipSource.MACHINE))
             placed[item_id] = theme.id
         session.flush()
         log_items_after_commit(session, log, "theme.created", [{"item_id": item_id} for item_id in emerged.members],
@@ -85,10 +92,49 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
         loop.pm.hook.theme_created(theme=theme_view(session, theme))
         report.new_themes += 1
     report.waiting = len(themer.pool_keys)
-    themed = [{"item_id": item_id, "request_id": request_id, "theme_id": placed[item_id]}
-              for item_id, _, _, request_id in waiting if item_id in placed]
+    request_ids = {item_id: request_id for item_id, _, _, request_id in waiting}
+    themed = [{"item_id": item_id, "request_id": request_ids.get(item_id), "theme_id": theme_id}
+              for item_id, theme_id in sorted(placed.items())]
     log_items_after_commit(session, log, "item.themed", themed)
     return report
+
+
+def _load_provisional(session: Session, themer: IncrementalThemer, texts: dict[int, str],
+                      vectors: dict[int, np.ndarray], dims: int) -> dict[int, ThemeMembership]:
+    """The most recent adopted memberships into ``themer`` as provisional (oldest first), their texts and
+    vectors into ``texts`` and ``vectors``; {item id: membership}."""
+    active = set(themer.theme_ids)
+    rows = session.execute(
+        select(ThemeMembership, FeedbackItem.text_redacted, FeedbackItem.embedding)
+        .join(FeedbackItem, FeedbackItem.id == ThemeMembership.item_id)
+        .where(ThemeMembership.adopted.is_(True), ThemeMembership.source == MembershipSource.MACHINE)
+        .order_by(ThemeMembership.item_id.desc()).limit(themer.provisional_keep)).all()
+    provisional: dict[int, ThemeMembership] = {}
+    for membership, text, blob in reversed(rows):
+        vector = np.frombuffer(blob or b"", dtype=np.float32)
+        if len(vector) != dims or membership.theme_id not in active:
+            continue
+        provisional[membership.item_id] = membership
+        texts[membership.item_id], vectors[membership.item_id] = text, vector
+        themer.provisional_keys.append(membership.item_id)
+        themer.provisional_vectors.append(vector)
+        themer.provisional_themes.append(membership.theme_id)
+    return provisional
+
+
+def _adopt(session: Session, themer: IncrementalThemer, adoption: Emerged, vectors: dict[int, np.ndarray],
+           forbidden: dict[int, set[int]], placed: dict[int, int]) -> int:
+    """Waiting items adopted by a theme: in it at once, provisionally; how many."""
+    centre = themer.centroids[themer.theme_ids.index(adoption.theme)]
+    count = 0
+    for item_id in adoption.members:
+        if adoption.theme in forbidden.get(item_id, ()):
+            continue
+        session.add(ThemeMembership(item_id=item_id, theme_id=adoption.theme, source=MembershipSource.MACHINE,
+                                    score=float(vectors[item_id] @ centre), adopted=True))
+        placed[item_id] = adoption.theme
+        count += 1
+    return count
 
 
 def waiting_item_ids(session: Session) -> set[int]:
