@@ -174,6 +174,20 @@ def test_kicks_go_out_after_commit_only(any_loop: FeedbackLoop) -> None:
     assert published == ["deliveries"]
 
 
+def test_kicks_asked_for_in_quick_succession_go_out_together() -> None:
+    """A kick per commit at 50 commits/s would make tasks of one item each: one message per queue per interval."""
+    published: list[str] = []
+    kicker = Kicker("amqp://nowhere//", publish=published.append, min_interval_s=0.5)
+    for _ in range(50):  # a second's worth of commits, each asking for embedding
+        kicker.kick("embedding")
+        time.sleep(0.02)
+    deadline = time.monotonic() + 5
+    while len(published) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.6)  # one interval more: anything still wanted has gone out
+    assert published == ["embedding"] * len(published) and 2 <= len(published) <= 4
+
+
 def test_an_unreachable_broker_costs_the_caller_nothing_and_is_tried_again() -> None:
     attempts: list[str] = []
 

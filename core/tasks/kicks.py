@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,14 +21,20 @@ from core.after_commit import after_commit
 from core.tasks.broker import ONE_RETRY, TASK_OF_QUEUE, Publish, publisher
 
 RETRY_AFTER_FAILURE_S = 5.0
+# At most one kick per queue per this long from one process: at 50 requests/s a kick per commit made
+# embedding tasks of one or two items each, whose fixed cost (a task, a claiming transaction) took more of
+# the workers' CPU than the embedding itself; gathering a fifth of a second's commits keeps each task a batch.
+MIN_KICK_INTERVAL_S = 0.2
 
 log = logging.getLogger(__name__)
 
 class Kicker:
     """``kick(queue)`` returns at once; a thread publishes. Without a broker it does nothing."""
 
-    def __init__(self, broker_url: str | None, queue_prefix: str = "", publish: Publish | None = None) -> None:
+    def __init__(self, broker_url: str | None, queue_prefix: str = "", publish: Publish | None = None,
+                 min_interval_s: float = MIN_KICK_INTERVAL_S) -> None:
         self.broker_url = broker_url
+        self.min_interval_s = min_interval_s
         self.queue_prefix = queue_prefix
         self._publish = publish
         self._wanted: set[str] = set()
@@ -83,6 +90,7 @@ class Kicker:
             if outage:
                 log.warning("broker reachable again")
             outage = False
+            time.sleep(self.min_interval_s)  # kicks asked for meanwhile go out together after it
 
     def _publisher(self) -> Publish:
         if self._publish is None:

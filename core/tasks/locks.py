@@ -18,7 +18,9 @@ from sqlalchemy import Connection, text
 
 from core.loop import FeedbackLoop
 
-RETRY_EVERY_S = 0.2
+# A waiter's tries are one cheap statement each; trying often lets it take a lock that is let go only briefly
+# (theme assignment lets go between its passes: core/tasks/steps.py).
+RETRY_EVERY_S = 0.05
 
 
 def lock_key(name: str) -> int:

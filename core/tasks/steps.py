@@ -39,8 +39,9 @@ from core.themes.incremental import AssignReport, assign_embedded, waiting_item_
 EMBED_CLAIM = 512
 # How long a re-clustering waits for theme assignment to let go of the lock.
 THEMES_WAIT_S = 30.0
-# Between two assignment passes: long enough for a re-clustering polling for the lock to take it.
-BETWEEN_PASSES_S = 0.3
+# Between two assignment passes: long enough for a re-clustering polling for the lock (every 0.05 s) to take
+# it, short because every item that arrives during a pass waits for the next one.
+BETWEEN_PASSES_S = 0.15
 
 log = logging.getLogger(__name__)
 
