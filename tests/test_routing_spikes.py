@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from core.models import FeedbackItem, SpikeAlert, Theme, ThemeMembership
 from core.routing.rules import load_rules
-from core.themes.signals import theme_signals
+from core.themes.signals import spike_scores, theme_signals
 from tests.support.loops import background_worker, make_loop, write_spike_rules
 from tests.test_target_chat_email import PERSONAL, ChatServer
 
@@ -73,3 +73,32 @@ def test_burst_reaches_the_owner_within_5_seconds_once(tmp_path: Path) -> None:
     with loop.session() as session:
         alerts = session.scalars(select(SpikeAlert)).all()
         assert [(alert.theme_id, alert.state) for alert in alerts] == [(theme_id, "sent")]
+
+
+def test_the_counts_in_sql_agree_with_the_themes_signals(tmp_path: Path) -> None:
+    """The spike check filters themes by two counts in SQL before it reads any theme's items: the same
+    scores as ``theme_signals``, and only themes with enough items in the window."""
+    loop = make_loop(f"sqlite:///{tmp_path / 'counts.db'}")
+    now = datetime.now(UTC)
+    with loop.session() as session:
+        themes = [Theme(label=f"t{n}", keywords=[], status="new", quotes=[]) for n in range(3)]
+        session.add_all(themes)
+        session.flush()
+        ages = {0: [timedelta(minutes=5)] * 6 + [timedelta(days=d) for d in range(1, 6)],  # a burst
+                1: [timedelta(minutes=10)] * 2 + [timedelta(hours=3 * d) for d in range(1, 40)],  # steady
+                2: [timedelta(days=9)] * 4}  # nothing recent, nor in the baseline
+        for number, (index, theme_ages) in enumerate(ages.items()):
+            for serial, age in enumerate(theme_ages):
+                item = FeedbackItem(channel="api", external_id=f"{number}-{serial}", created_at=now - age,
+                                    text_original="x", text_redacted="x", metadata_json={})
+                session.add(item)
+                session.flush()
+                session.add(ThemeMembership(item_id=item.id, theme_id=themes[index].id))
+        ids = [theme.id for theme in themes]
+    with loop.session() as session:
+        scores = spike_scores(session, at_least=1, now=now)
+        signals = theme_signals(session, ids, now=now)
+        assert set(scores) == {ids[0], ids[1]}
+        for theme_id, (recent, score) in scores.items():
+            assert recent == signals[theme_id].recent and abs(score - signals[theme_id].anomaly_score) < 1e-9
+        assert set(spike_scores(session, at_least=3, now=now)) == {ids[0]}

@@ -39,7 +39,7 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -78,23 +78,31 @@ class Rule:
         return all(_condition_holds(key, value, theme) for key, value in self.conditions.items())
 
 
-def _words(theme: ThemeView) -> set[str]:
-    text = " ".join([theme.label, *theme.keywords]).lower()
-    return set(re.findall(r"[a-z0-9]+", text)) | {k.lower() for k in theme.keywords}
+def _words(label: str, keywords: Sequence[str]) -> set[str]:
+    text = " ".join([label, *keywords]).lower()
+    return set(re.findall(r"[a-z0-9]+", text)) | {k.lower() for k in keywords}
+
+
+# Conditions a theme's own row answers: a spike check tests them before it builds the theme's view.
+ROW_CONDITIONS = frozenset({"keywords_any", "label_contains", "status"})
+
+
+def _row_condition_holds(key: str, value: Any, label: str, keywords: Sequence[str], status: str) -> bool:
+    if key == "keywords_any":
+        words = _words(label, keywords)
+        return any(str(v).lower() in words for v in value)
+    if key == "label_contains":
+        return str(value).lower() in label.lower()
+    return status in value  # "status"
 
 
 def _condition_holds(key: str, value: Any, theme: ThemeView) -> bool:
-    if key == "keywords_any":
-        words = _words(theme)
-        return any(str(v).lower() in words for v in value)
-    if key == "label_contains":
-        return str(value).lower() in theme.label.lower()
+    if key in ROW_CONDITIONS:
+        return _row_condition_holds(key, value, theme.label, theme.keywords, theme.status)
     if key == "kind":
         return theme.dominant_kind in value
     if key == "channel":
         return any(channel in value for channel in theme.channels)
-    if key == "status":
-        return theme.status in value
     if key == "min_volume":
         return bool(theme.volume >= value)
     if key == "max_sentiment":
@@ -126,6 +134,11 @@ class SpikeRule:
 
     def matches(self, theme: ThemeView) -> bool:
         return all(_condition_holds(key, value, theme) for key, value in self.conditions.items())
+
+    def may_match(self, label: str, keywords: Sequence[str], status: str) -> bool:
+        """False when the theme's own row already fails a condition (``matches`` would be False)."""
+        return all(_row_condition_holds(key, value, label, keywords, status)
+                   for key, value in self.conditions.items() if key in ROW_CONDITIONS)
 
 
 @dataclass(frozen=True)

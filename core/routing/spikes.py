@@ -7,6 +7,7 @@ notice but never repeat one within the cooldown, and a failed call is tried agai
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import timedelta
 
@@ -15,20 +16,24 @@ from sqlalchemy.orm import Session
 
 from core.clock import aware, utcnow
 from core.loop import FeedbackLoop
-from core.models import Delivery, FeedbackItem, SpikeAlert, Theme, ThemeMembership
+from core.models import Delivery, SpikeAlert, Theme
 from core.routing.messages import spike_message
 from core.routing.rules import RulesError, SpikeRule, load_rules
-from core.themes.signals import SPIKE_WINDOW, theme_signals
+from core.themes.signals import spike_scores, theme_signals
 from core.themes.views import theme_view
 from core.types import DeliveryRequest
 
 
-def _recently_active_themes(session: Session) -> list[int]:
-    since = utcnow() - SPIKE_WINDOW
-    return list(session.scalars(
-        select(ThemeMembership.theme_id).join(FeedbackItem, FeedbackItem.id == ThemeMembership.item_id)
-        .where(FeedbackItem.created_at >= since).distinct()
-    ))
+def _rules_the_rows_allow(session: Session,
+                          counted: dict[int, list[SpikeRule]]) -> dict[int, tuple[Theme, list[SpikeRule]]]:
+    """{theme id: (theme, the rules its counts reach and its row does not rule out)}: a theme's view and
+    signals read all its items, so the label, keyword and status conditions are tested on its row first."""
+    wanted = sorted(theme_id for theme_id, rules in counted.items() if rules)
+    themes = session.scalars(select(Theme).where(Theme.id.in_(wanted))).all() if wanted else []
+    allowed = {theme.id: (theme, [rule for rule in counted[theme.id]
+                                  if rule.may_match(theme.label, theme.keywords or [], theme.status)])
+               for theme in themes}
+    return {theme_id: entry for theme_id, entry in allowed.items() if entry[1]}
 
 
 def _cooling_down(session: Session, theme_id: int, rule: SpikeRule) -> bool:
@@ -52,20 +57,23 @@ def check_spikes(loop: FeedbackLoop) -> int:
         return 0
     pending: list[tuple[int, DeliveryRequest, str]] = []
     with loop.session() as session:
-        theme_ids = _recently_active_themes(session)
-        signals = theme_signals(session, theme_ids)
-        for theme_id in theme_ids:
+        # Counts in SQL first: a theme's signals and view read all its items, and on every pass most of the
+        # recently active themes are far below every rule (a score never exceeds the window's count).
+        scores = spike_scores(session, at_least=min(max(rule.min_recent, math.ceil(rule.threshold), 1)
+                                                    for rule in spike_rules))
+        rules_of = _rules_the_rows_allow(session, {
+            theme_id: [rule for rule in spike_rules if score >= rule.threshold and recent >= rule.min_recent]
+            for theme_id, (recent, score) in scores.items()})
+        signals = theme_signals(session, sorted(rules_of))
+        for theme_id, (theme, rules) in sorted(rules_of.items()):
             score = signals[theme_id].anomaly_score or 0.0
-            # The counts first: a theme view costs two queries, and on every pass hundreds of recently active
-            # themes are far below every rule's threshold.
-            rising = [rule for rule in spike_rules
-                      if score >= rule.threshold and signals[theme_id].recent >= rule.min_recent]
-            theme = session.get(Theme, theme_id) if rising else None
-            if theme is None:
+            rising = [rule for rule in rules if score >= rule.threshold and signals[theme_id].recent >= rule.min_recent
+                      and not _cooling_down(session, theme_id, rule)]
+            if not rising:
                 continue
             view = replace(theme_view(session, theme), **signals[theme_id].as_fields())
             for rule in rising:
-                if not rule.matches(view) or _cooling_down(session, theme_id, rule):
+                if not rule.matches(view):
                     continue
                 alert = SpikeAlert(theme_id=theme_id, rule=rule.name, score=score, state="sending")
                 session.add(alert)
