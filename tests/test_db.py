@@ -6,7 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from core.db import WalCheckpointer, make_engine
+from core.db import WalCheckpointer, make_engine, refresh_statistics
+from core.loop import FeedbackLoop
+from core.themes.build import RECLUSTERING_REWRITES
 
 
 def test_server_engine_leaves_checkpoints_to_the_background_thread(tmp_path: Path) -> None:
@@ -52,3 +54,15 @@ def test_workspace_searches_have_a_trigram_index_on_postgresql(database_url: str
                                                "'ix_feedback_items_text_trgm'")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_statistics_are_refreshed_after_a_rewrite_on_postgresql(any_loop: FeedbackLoop) -> None:
+    """A re-clustering rewrites every membership; PostgreSQL's planner is told at once (ANALYZE)."""
+    refresh_statistics(any_loop.engine, RECLUSTERING_REWRITES)
+    if any_loop.engine.dialect.name != "postgresql":
+        return  # SQLite: nothing to refresh, and nothing happens
+    with any_loop.engine.connect() as connection:
+        analyzed = dict(connection.execute(text(
+            "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN ('theme_memberships', 'themes')")
+        ).all())
+    assert set(analyzed) == {"theme_memberships", "themes"} and all(analyzed.values())

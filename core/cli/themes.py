@@ -9,11 +9,12 @@ import typer
 
 from core.cli import tables
 from core.cli.common import consoles, embed_with_progress, open_loop
+from core.db import refresh_statistics
 from core.errors import InvalidInput
 from core.loop import FeedbackLoop
 from core.settings import get_settings
 from core.themes.areas import area_views
-from core.themes.build import recluster
+from core.themes.build import RECLUSTERING_REWRITES, recluster
 from core.themes.csv_file import cluster_csv
 from core.themes.views import theme_views
 
@@ -36,6 +37,7 @@ def cluster(
     embed_with_progress(loop)
     with loop.session() as session:
         report = recluster(loop, session)
+    refresh_statistics(loop.engine, RECLUSTERING_REWRITES)
     consoles().out.print(f"{report.items} items: {report.themes} themes ({report.created} new, {report.kept} kept) "
                          f"in {report.areas} areas, {report.unthemed} unthemed.")
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from core.community.decline import check_declines
+from core.db import refresh_statistics
 from core.intake.polling import poll_due
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem
@@ -31,7 +32,7 @@ from core.routing.replies import send_loop_replies
 from core.routing.spikes import check_spikes
 from core.routing.tracker_status import poll_statuses
 from core.tasks.locks import exclusive
-from core.themes.build import ClusterReport, embed_items, lacks_embedding_of, recluster
+from core.themes.build import RECLUSTERING_REWRITES, ClusterReport, embed_items, lacks_embedding_of, recluster
 from core.themes.incremental import AssignReport, assign_embedded, waiting_item_ids
 
 # Items claimed per embedding transaction: several of the embedder's batches, few enough that a killed
@@ -87,9 +88,14 @@ def assign_step(loop: FeedbackLoop) -> AssignReport:
         with exclusive(loop, "themes") as held:
             if not held:
                 return report
+            began = time.perf_counter()
             with loop.session() as session:
                 passed = assign_embedded(loop, session)
+            themed = time.perf_counter()
             check_spikes(loop)
+            log.info("themes.pass seconds=%.3f spikes_seconds=%.3f looked_at=%d joined=%d new_themes=%d waiting=%d",
+                     themed - began, time.perf_counter() - themed, len(passed.looked_at), passed.joined,
+                     passed.new_themes, passed.waiting)
         report.embedded += passed.embedded
         report.joined += passed.joined
         report.new_themes += passed.new_themes
@@ -122,7 +128,10 @@ def recluster_step(loop: FeedbackLoop) -> ClusterReport | None:
     with exclusive(loop, "reclustering") as held:
         if not held:
             return None
-        with exclusive(loop, "themes", wait_s=THEMES_WAIT_S) as themes_held, loop.session() as session:
+        with exclusive(loop, "themes", wait_s=THEMES_WAIT_S) as themes_held:
             if not themes_held:
                 return None
-            return recluster(loop, session)
+            with loop.session() as session:
+                report = recluster(loop, session)
+            refresh_statistics(loop.engine, RECLUSTERING_REWRITES)  # before the next pass plans its queries
+            return report

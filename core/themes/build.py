@@ -121,6 +121,10 @@ class ClusterReport:
     areas: int = 0
 
 
+# The tables a re-clustering rewrites wholesale (their planner statistics want refreshing: core.db).
+RECLUSTERING_REWRITES = ("theme_memberships", "themes")
+
+
 def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     """Cluster every embedded item; themes keep their ids when their items mostly stay together.
 
