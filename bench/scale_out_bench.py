@@ -18,6 +18,9 @@ Its own PostgreSQL cluster (port 5433) and RabbitMQ node (port 5673), so the fau
 Run as root (pg_ctlcluster, rabbitmqctl), inside ``flock /tmp/heavy.lock``:
 
     .venv/bin/python bench/scale_out_bench.py [--items 20000 --rate 50 --seconds 120]
+
+``--no-faults`` runs the warm-up and the steady phase only: a latency profile, with each steady item's latency
+split into stages (sent to stored, stored to embedded, embedded to its theme) from the rows' own times.
 """
 
 from __future__ import annotations
@@ -284,13 +287,16 @@ def checks(bench: Bench, burst_sent: float, steady_ids: set[str], burst_ids: set
     with bench.loop.session() as session:
         rows = session.execute(
             select(FeedbackItem.channel, FeedbackItem.external_id, FeedbackItem.embedding.is_not(None),
-                   ThemeMembership.theme_id, ThemeMembership.created_at)
+                   ThemeMembership.theme_id, ThemeMembership.created_at, FeedbackItem.received_at,
+                   FeedbackItem.updated_at, FeedbackItem.text_redacted)
             .outerjoin(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)).all()
         outbox = session.execute(select(Outbox.theme_id, Outbox.idempotency_key, Outbox.attempts)).all()
         alerts = session.execute(select(SpikeAlert.theme_id, SpikeAlert.rule, SpikeAlert.state)).all()
     copies = Counter((channel, external_id) for channel, external_id, *_ in rows)
-    by_key = {(channel, external_id): (embedded, theme, at) for channel, external_id, embedded, theme, at in rows}
-    latencies, unthemed_steady = [], 0
+    by_key = {(channel, external_id): (embedded, theme, at) for channel, external_id, embedded, theme, at, *_ in rows}
+    stamps = {(channel, external_id): (received, updated) for channel, external_id, *_, received, updated, _ in rows}
+    unthemed_texts = sorted(row[-1] for row in rows if row[3] is None)
+    latencies, unthemed_steady, stages = [], 0, []
     for key, delivery in acked.items():
         if delivery.external_id in steady_ids:
             membership_at = by_key.get(key, (False, None, None))[2]
@@ -298,6 +304,9 @@ def checks(bench: Bench, burst_sent: float, steady_ids: set[str], burst_ids: set
                 unthemed_steady += 1
             else:
                 latencies.append(membership_at.timestamp() - delivery.sent_at)
+                received, embedded_at = stamps[key]  # updated_at: the embedding is the last write before a theme
+                stages.append((received.timestamp() - delivery.sent_at, embedded_at.timestamp() - received.timestamp(),
+                               membership_at.timestamp() - embedded_at.timestamp()))
     burst_themes = {by_key[key][1] for key in acked if key[1] in burst_ids and key in by_key}
     notice_times = [at for _, _, at in bench.notices.timed_calls() if at >= burst_sent - 60]
     return {
@@ -307,8 +316,9 @@ def checks(bench: Bench, burst_sent: float, steady_ids: set[str], burst_ids: set
         "stored_not_acked": sum(1 for key in copies if key not in acked),
         "acked_not_embedded": sum(1 for key in acked if key in by_key and not by_key[key][0]),
         "acked_not_themed": sum(1 for key in acked if key in by_key and by_key[key][1] is None),
+        "unthemed_examples": unthemed_texts[:8],
         "answers": dict(bench.sender.answers),
-        "latencies": latencies, "unthemed_steady": unthemed_steady,
+        "latencies": latencies, "unthemed_steady": unthemed_steady, "stages": stages,
         "themes_routed": len(outbox),
         "themes_with_two_tickets": sum(n > 1 for n in Counter(theme for theme, _, _ in outbox).values()),
         "tickets": len(bench.tickets.tickets),
@@ -335,10 +345,12 @@ def main() -> None:
     parser.add_argument("--progress-s", type=float, default=10.0)
     parser.add_argument("--keep-cluster", action="store_true", help="do not drop the bench's PostgreSQL cluster")
     parser.add_argument("--no-write", dest="write", action="store_false")
+    parser.add_argument("--no-faults", dest="faults", action="store_false",
+                        help="warm-up and steady phase only (a latency profile; --items is ignored)")
     args = parser.parse_args()
     steady_count = int(args.rate * args.seconds)
-    fault_count = args.items - args.warmup - steady_count - args.burst
-    if fault_count / args.rate < 2 * (args.broker_outage_s + args.db_outage_s):
+    fault_count = args.items - args.warmup - steady_count - args.burst if args.faults else 0
+    if args.faults and fault_count / args.rate < 2 * (args.broker_outage_s + args.db_outage_s):
         parser.error(f"{fault_count} deliveries for the fault phase are too few for its outages at this rate")
     args.uptime_before, args.command = uptime(), " ".join(["python", *sys.argv])
     start_services()
@@ -354,7 +366,8 @@ def main() -> None:
         bench.start_processes()
         bench.warm_up(warm)
         burst_sent = bench.steady(steady_items, burst)
-        bench.faults(fault_items)
+        if args.faults:
+            bench.faults(fault_items)
         assert bench.sender is not None
         bench.phase = "drain"
         bench.sender.wait_answered()
@@ -365,6 +378,7 @@ def main() -> None:
         try:  # what was measured is reported even when a step after the drain fails
             bench.phase = "recluster"
             bench.recluster()  # as a nightly schedule would: the items waiting in the pool get their themes
+            bench.drained(quiet_s=5, timeout_s=300)  # and the assignment pass it kicks at its end
             bench.note(f"re-clustered: {bench.counts()[3]} themes")
             bench.phase = "route"
             decided = bench.route()
@@ -372,7 +386,7 @@ def main() -> None:
         except Exception as error:
             bench.note(f"{bench.phase} failed: {type(error).__name__}: {error}")
         found = {**checks(bench, burst_sent, steady_ids, burst_ids),
-                 **{key: incremental[key] for key in ("latencies", "unthemed_steady", "burst_themes")},
+                 **{key: incremental[key] for key in ("latencies", "unthemed_steady", "burst_themes", "stages")},
                  "not_themed_incremental": incremental["acked_not_themed"]}
     finally:
         bench.stop()

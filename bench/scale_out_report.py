@@ -36,6 +36,10 @@ def report(args: argparse.Namespace, events: list[tuple[float, str]], found: dic
     routed, doubled = found["themes_routed"], found["themes_with_two_tickets"]
     slowest = max(latencies, default=float("nan"))
     joined50, joined95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
+    stages = found.get("stages") or []
+    columns = [sorted(row[i] for row in stages) for i in range(3)]
+    split = " / ".join(f"{percentile(column, 0.50):.2f}, {percentile(column, 0.95):.2f}"
+                       for column in columns) if stages else "-"
     timeline = "; ".join(f"{at:.0f} s {event}" for at, event in events)
     answer_cells = ", ".join(f"{label}: {n}" for label, n in sorted(answers.items()))
     text = f"""{section}
@@ -76,13 +80,14 @@ Timeline: {timeline}.
 | tracker calls per ticket | {dict(found['calls_per_ticket'])} | all 1 |
 | steady {args.rate:.0f}/s: webhook to theme p50 / p95 / max s | {p50:.2f} / {p95:.2f} / {slowest:.2f} | p95 <= 2 |
 | the same over the items that joined a theme: p50 / p95 | {joined50:.2f} / {joined95:.2f} | - |
+| the same, in stages (p50, p95 s): sent to stored / stored to embedded / embedded to theme | {split} | - |
 | steady items in a theme at the end | {len(latencies)} of {steady_total} | all |
 | spike notice after the burst's last delivery | {'none' if spike_s is None else f'{spike_s:.2f} s'} | <= 5 s |
 
 Verdicts: stored once and embedded {verdict(once)}; themed {verdict(found['acked_not_themed'] == 0)};
 answers {verdict(not bad)}; one ticket per theme {verdict(tickets_ok)}; p95 {verdict(p95 <= 2.0)};
 spike {verdict(spike_s is not None and spike_s <= 5.0)}. Burst items' themes: {found['burst_themes']};
-spike alerts: {found['alerts']}.
+spike alerts: {found['alerts']}. Items in no theme at the end (first 8 by text): {found['unthemed_examples']}.
 """
     if results is not None:
         current = results.read_text() if results.exists() else "# Benchmark results\n"

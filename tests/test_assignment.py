@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fastapi.testclient import TestClient
 import numpy as np
-from sqlalchemy import select
+from alembic import command
+from alembic.config import Config
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from api.app import create_app
 from core import hookimpl
+from core.db import MIGRATIONS_DIR
 from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
@@ -143,3 +146,14 @@ def test_burst_through_the_api_reaches_the_owner_from_the_running_worker(tmp_pat
         placed = {session.get(ThemeMembership, item_id).theme_id for item_id in burst_ids}  # type: ignore[union-attr]
     assert placed == {themes["refund"]}
     assert "Spike" in chat.messages[0][1]["text"]
+
+
+def test_the_adopted_flag_migration_downgrades_and_upgrades(any_loop: FeedbackLoop) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with any_loop.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0014")
+        assert "adopted" not in {column["name"] for column in inspect(connection).get_columns("theme_memberships")}
+        command.upgrade(config, "head")
+        assert "adopted" in {column["name"] for column in inspect(connection).get_columns("theme_memberships")}
