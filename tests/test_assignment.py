@@ -21,7 +21,7 @@ from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
 from core.routing.rules import load_rules
 from core.themes.incremental import assign_embedded, assign_new_items
-from core.types import ItemDraft
+from core.types import INACTIVE_STATUSES, ItemDraft
 from tests.support.env import ADMIN_KEY
 from tests.support.loops import background_worker, make_loop, write_spike_rules
 from tests.test_review import TOPICS, seed, theme_of
@@ -103,6 +103,33 @@ def test_an_item_near_a_theme_is_in_it_at_once_and_a_new_theme_takes_it_over(loo
         memberships = session.scalars(select(ThemeMembership)).all()
         assert len({m.theme_id for m in memberships}) == 1 and memberships[0].theme_id != theme_id
         assert not any(m.adopted for m in memberships) and len(memberships) == loop.settings.min_theme_size
+
+
+def test_an_item_near_a_theme_born_in_the_same_pass_is_adopted_by_it(loop: FeedbackLoop) -> None:
+    """A pass forms a new theme, then adopts the waiting items near it: into the stored theme's id (not the
+    themer's provisional number for it)."""
+    axes = np.eye(64, dtype=np.float32)
+    with loop.session() as session:
+        old = Theme(label="Card delivery", keywords=["card"], status="new", centroid=axes[0].tobytes(), radius=0.9)
+        session.add(old)
+        session.flush()  # an archived theme after it: the next stored id is not the themer's next number
+        session.add(Theme(label="Old ask", keywords=[], status=sorted(INACTIVE_STATUSES)[0], merged_into_id=old.id))
+        group = [axes[1] + 0.9 * axes[3 + n] for n in range(loop.settings.min_theme_size)]  # pairwise cosine 0.55
+        near = axes[1] + 1.15 * axes[20]  # cosine 0.49 to each of them (not in the group), 0.61 to their centre
+        for number, vector in enumerate([*group, near]):
+            unit_vector = (vector / np.linalg.norm(vector)).astype(np.float32)
+            session.add(FeedbackItem(channel="api", external_id=f"new-{number}", embedding=unit_vector.tobytes(),
+                                     embedding_model="hash", text_original=f"invoice export {number}",
+                                     text_redacted=f"invoice export {number}"))
+    with loop.session() as session:
+        report = assign_embedded(loop, session)
+        assert (report.new_themes, report.joined, report.waiting) == (1, 1, 0)
+    with loop.session() as session:
+        rows = session.execute(select(FeedbackItem.external_id, ThemeMembership.theme_id, ThemeMembership.adopted)
+                               .join(ThemeMembership, ThemeMembership.item_id == FeedbackItem.id)).all()
+        new_theme = {theme_id for _, theme_id, _ in rows}
+        assert len(rows) == len(group) + 1 and len(new_theme) == 1 and session.get(Theme, new_theme.pop()) is not None
+        assert {external_id for external_id, _, adopted in rows if adopted} == {f"new-{len(group)}"}
 
 
 def unplaced_burst(loop: FeedbackLoop) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from clustering.incremental import JOIN_FLOOR, Emerged, IncrementalThemer
+from clustering.incremental import JOIN_FLOOR, IncrementalThemer
 from clustering.labels import class_tfidf_keywords, readable_title, representative_quotes
 from clustering.names import theme_names
 from clustering.steering import follow_placed
@@ -75,11 +75,14 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
             session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE))
             placed[item_id] = theme_id
             report.joined += 1
-    for emerged in themer.emerge(force=True):
+    created: dict[int, int] = {}  # the themer's provisional number of a theme made in this pass: its id
+    for emerged in themer.emerge(force=True):  # new themes first, then adoptions (some into those new ones)
         if not emerged.new:
-            report.joined += _adopt(session, themer, emerged, vectors, forbidden, placed)
+            theme_id = created.get(emerged.theme, emerged.theme)
+            report.joined += _adopt(session, themer, theme_id, emerged.members, vectors, forbidden, placed)
             continue
         theme = _new_theme(loop, session, themer, emerged.theme, emerged.members, texts, vectors)
+        created[emerged.theme] = theme.id
         for item_id in emerged.members:
             if item_id in provisional:  # adopted by a neighbour meanwhile: the new theme takes it over
                 provisional[item_id].theme_id, provisional[item_id].adopted = theme.id, False
@@ -122,17 +125,17 @@ def _load_provisional(session: Session, themer: IncrementalThemer, texts: dict[i
     return provisional
 
 
-def _adopt(session: Session, themer: IncrementalThemer, adoption: Emerged, vectors: dict[int, np.ndarray],
-           forbidden: dict[int, set[int]], placed: dict[int, int]) -> int:
+def _adopt(session: Session, themer: IncrementalThemer, theme_id: int, members: list[int],
+           vectors: dict[int, np.ndarray], forbidden: dict[int, set[int]], placed: dict[int, int]) -> int:
     """Waiting items adopted by a theme: in it at once, provisionally; how many."""
-    centre = themer.centroids[themer.theme_ids.index(adoption.theme)]
+    centre = themer.centroids[themer.theme_ids.index(theme_id)]
     count = 0
-    for item_id in adoption.members:
-        if adoption.theme in forbidden.get(item_id, ()):
+    for item_id in members:
+        if theme_id in forbidden.get(item_id, ()):
             continue
-        session.add(ThemeMembership(item_id=item_id, theme_id=adoption.theme, source=MembershipSource.MACHINE,
+        session.add(ThemeMembership(item_id=item_id, theme_id=theme_id, source=MembershipSource.MACHINE,
                                     score=float(vectors[item_id] @ centre), adopted=True))
-        placed[item_id] = adoption.theme
+        placed[item_id] = theme_id
         count += 1
     return count
 
