@@ -67,8 +67,7 @@ def check_spikes(loop: FeedbackLoop) -> int:
         signals = theme_signals(session, sorted(rules_of))
         for theme_id, (theme, rules) in sorted(rules_of.items()):
             score = signals[theme_id].anomaly_score or 0.0
-            rising = [rule for rule in rules if score >= rule.threshold and signals[theme_id].recent >= rule.min_recent
-                      and not _cooling_down(session, theme_id, rule)]
+            rising = [rule for rule in rules if not _cooling_down(session, theme_id, rule)]
             if not rising:
                 continue
             view = replace(theme_view(session, theme), **signals[theme_id].as_fields())

@@ -51,7 +51,8 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
     waiting = session.execute(_waiting(
         session, FeedbackItem.id, FeedbackItem.text_redacted, FeedbackItem.embedding, FeedbackItem.request_id
     ).order_by(FeedbackItem.id)).all()
-    report.looked_at = {item_id for item_id, _, _, _ in waiting}
+    waiting_ids = [item_id for item_id, _, _, _ in waiting]
+    report.looked_at = set(waiting_ids)
     if not waiting:
         return report
     texts = {item_id: text for item_id, text, _, _ in waiting}
@@ -65,10 +66,8 @@ def assign_embedded(loop: FeedbackLoop, session: Session) -> AssignReport:
     forbidden = forbidden_themes(session)
     provisional = _load_provisional(session, themer, texts, vectors, dims)
     placed: dict[int, int] = {}  # item id: theme id, for the log
-    for item_id, vector in vectors.items():
-        if item_id in provisional:
-            continue
-        theme_id = followers[item_id] if item_id in followers else themer.assign(item_id, vector)
+    for item_id in waiting_ids:  # the provisional ones, in ``vectors`` too, are in a theme already
+        theme_id = followers[item_id] if item_id in followers else themer.assign(item_id, vectors[item_id])
         if theme_id in forbidden.get(item_id, ()):
             continue  # a person rejected it for that theme: it waits for the next re-clustering to place it
         if theme_id >= 0:

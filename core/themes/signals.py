@@ -46,19 +46,28 @@ def spike_score(recent: int, expected: float) -> float:
 def spike_scores(session: Session, at_least: int, now: datetime | None = None, window: timedelta = SPIKE_WINDOW,
                  baseline: timedelta = BASELINE_WINDOW) -> dict[int, tuple[int, float]]:
     """{theme id: (items in the last window, spike score)} for the themes with at least ``at_least`` items in
-    it, counted in SQL: the last window's items first (few, by the index on their dates), then the baseline
-    of those themes only. What a spike check needs before it reads any theme's items (``theme_signals``)."""
+    it, in two grouped queries: the window's counts, then the baseline of those themes only. What spike
+    checks and triage need before they read any theme's items (``theme_signals``).
+
+    The items are picked by time first (``IN`` a subquery on the created_at index): joined the other way,
+    SQLite walks every membership to group them (190 ms on 100,000 items instead of 1)."""
     now = now or datetime.now(UTC)
     start = now - window
-    recent = {int(theme_id): int(count) for theme_id, count in session.execute(
-        select(ThemeMembership.theme_id, func.count()).join(FeedbackItem, FeedbackItem.id == ThemeMembership.item_id)
-        .where(FeedbackItem.created_at >= start).group_by(ThemeMembership.theme_id)) if count >= at_least}
+
+    def per_theme(since: datetime, until: datetime | None, themes: list[int] | None = None) -> dict[int, int]:
+        items = select(FeedbackItem.id).where(FeedbackItem.created_at >= since)
+        if until is not None:
+            items = items.where(FeedbackItem.created_at < until)
+        query = select(ThemeMembership.theme_id, func.count()).where(ThemeMembership.item_id.in_(items))
+        if themes is not None:
+            query = query.where(ThemeMembership.theme_id.in_(themes))
+        return {int(theme_id): int(count)
+                for theme_id, count in session.execute(query.group_by(ThemeMembership.theme_id))}
+
+    recent = {theme_id: count for theme_id, count in per_theme(start, None).items() if count >= at_least}
     if not recent:
         return {}
-    earlier = {int(theme_id): int(count) for theme_id, count in session.execute(
-        select(ThemeMembership.theme_id, func.count()).join(FeedbackItem, FeedbackItem.id == ThemeMembership.item_id)
-        .where(ThemeMembership.theme_id.in_(sorted(recent)), FeedbackItem.created_at >= start - baseline,
-               FeedbackItem.created_at < start).group_by(ThemeMembership.theme_id))}
+    earlier = per_theme(start - baseline, start, sorted(recent))
     return {theme_id: (count, spike_score(count, earlier.get(theme_id, 0) * (window / baseline)))
             for theme_id, count in recent.items()}
 
