@@ -7,15 +7,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.app import create_app
 from core import hookimpl
-from core.db import MIGRATIONS_DIR
 from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import FeedbackItem, Theme, ThemeMembership
@@ -24,6 +21,7 @@ from core.themes.incremental import assign_embedded, assign_new_items
 from core.types import INACTIVE_STATUSES, ItemDraft
 from tests.support.env import ADMIN_KEY
 from tests.support.loops import background_worker, make_loop, write_spike_rules
+from tests.support.migrations import migrations
 from tests.test_review import TOPICS, seed, theme_of
 from tests.test_target_chat_email import ChatServer
 
@@ -176,11 +174,8 @@ def test_burst_through_the_api_reaches_the_owner_from_the_running_worker(tmp_pat
 
 
 def test_the_adopted_flag_migration_downgrades_and_upgrades(any_loop: FeedbackLoop) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with any_loop.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0014")
-        assert "adopted" not in {column["name"] for column in inspect(connection).get_columns("theme_memberships")}
-        command.upgrade(config, "head")
-        assert "adopted" in {column["name"] for column in inspect(connection).get_columns("theme_memberships")}
+    with migrations(any_loop.engine) as schema:
+        schema.down("0014")
+        assert "adopted" not in schema.columns("theme_memberships")
+        schema.up()
+        assert "adopted" in schema.columns("theme_memberships")

@@ -7,16 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 
 from core.auth.api_keys import create_api_key
 from core.community.champions import theme_champions
 from core.community.invitations import invite, send_invitation
 from core.community.models_champions import ChampionInvitation
-from core.db import MIGRATIONS_DIR
 from core.intake.channels import add_channel
 from core.intake.erasure import forget_author
 from core.loop import FeedbackLoop
@@ -24,6 +21,7 @@ from core.types import ItemDraft
 from tests.support import champions as support
 from tests.support.champions import ADMIN, CONVERSATION, START, Rooms, audit, drafts, pseudonym, themed
 from tests.support.loops import make_loop
+from tests.support.migrations import migrations
 from tests.test_routing_loop import API_KEY_ENV, DiscourseApi
 
 # The fixtures of tests/support/champions.py, by name.
@@ -262,14 +260,11 @@ def test_a_discourse_champion_is_invited_in_their_topic(tmp_path: Path, monkeypa
 
 def test_the_migration_downgrades_and_upgrades(community: tuple[FeedbackLoop, int]) -> None:
     loop, _ = community
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with loop.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0008")
-        assert "champion_invitations" not in inspect(connection).get_table_names()
-        command.upgrade(config, "head")
-        assert "champion_invitations" in inspect(connection).get_table_names()
+    with migrations(loop.engine) as schema:
+        schema.down("0008")
+        assert "champion_invitations" not in schema.tables()
+        schema.up()
+        assert "champion_invitations" in schema.tables()
 
 
 def test_a_merge_does_not_let_anyone_be_invited_twice(api: TestClient, rooms: Rooms,

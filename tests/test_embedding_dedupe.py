@@ -7,17 +7,14 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select, text
 
 from api.app import create_app
 from clustering.embedders import embed_by_length, length_batches
 from core import hookimpl
 from core.auth.api_keys import create_api_key
-from core.db import MIGRATIONS_DIR
 from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
 from core.models import EmbeddingBatch, FeedbackItem
@@ -29,6 +26,7 @@ from core.themes.text_hash import normalised_text, text_hash
 from core.types import ItemDraft
 from tests.support.env import ADMIN_KEY
 from tests.support.loops import HashEmbedder, secrets_dir_for
+from tests.support.migrations import migrations
 from tests.support.themes import CHECKOUT, LOGIN
 
 
@@ -246,13 +244,10 @@ def test_metrics_report_the_workers_embedding_throughput(counted: tuple[Feedback
 def test_the_migration_fills_hashes_and_downgrades(counted: tuple[FeedbackLoop, CountingPlugin]) -> None:
     loop, _ = counted
     add(loop, [ItemDraft(text="Exports  time out"), ItemDraft(text="dark mode")])
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with loop.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0011")
-        assert "embedding_batches" not in inspect(connection).get_table_names()
-        assert "text_hash" not in {column["name"] for column in inspect(connection).get_columns("feedback_items")}
-        command.upgrade(config, "head")
-        hashes = dict(connection.execute(text("SELECT text_redacted, text_hash FROM feedback_items")).all())
+    with migrations(loop.engine) as schema:
+        schema.down("0011")
+        assert "embedding_batches" not in schema.tables()
+        assert "text_hash" not in schema.columns("feedback_items")
+        schema.up()
+        hashes = dict(schema.connection.execute(text("SELECT text_redacted, text_hash FROM feedback_items")).all())
     assert hashes == {"Exports  time out": text_hash("exports time out"), "dark mode": text_hash("dark mode")}

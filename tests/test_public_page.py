@@ -11,15 +11,12 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 
 from api.app import create_app
 from core.auth.api_keys import create_api_key
 from core.community.published import list_published, publish
-from core.db import MIGRATIONS_DIR
 from core.errors import Conflict
 from core.intake.ingest import ingest
 from core.loop import FeedbackLoop
@@ -28,6 +25,7 @@ from core.themes.review import merge_themes, update_theme
 from core.types import ItemDraft
 from plugins.redaction import redact
 from tests.support.loops import make_loop
+from tests.support.migrations import migrations
 from tests.support.themes import build_themes
 from tests.support.workspace import sign_in
 
@@ -258,14 +256,11 @@ def test_saved_texts_lose_invisible_characters_and_only_themes_people_see_are_pu
 
 def test_the_migration_downgrades_and_upgrades(seeded_any: FeedbackLoop) -> None:
     seeded = seeded_any
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with seeded.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0009")
-        assert "published_themes" not in inspect(connection).get_table_names()
-        command.upgrade(config, "head")
-        assert "published_themes" in inspect(connection).get_table_names()
+    with migrations(seeded.engine) as schema:
+        schema.down("0009")
+        assert "published_themes" not in schema.tables()
+        schema.up()
+        assert "published_themes" in schema.tables()
 
 
 def test_pseudonyms_typed_into_a_text_are_hidden(seeded_any: FeedbackLoop) -> None:

@@ -12,14 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 
 from api.app import create_app
 from core import hookimpl
-from core.db import MIGRATIONS_DIR
 from core.intake.channels import add_channel
 from core.intake.ingest import ingest
 from core.logs import MAX_ITEMS_PER_LINE, OWN_LOGGERS, SERVER_LOGGERS, configure_logging, log_items
@@ -32,6 +29,7 @@ from core.worker import run_round
 from plugins.generic_webhook import sign
 from tests.support.env import ADMIN_KEY
 from tests.support.loops import make_loop
+from tests.support.migrations import migrations
 from tests.support.themes import CHECKOUT
 
 SECRET = "hook-secret-123456"
@@ -243,13 +241,10 @@ def test_items_from_the_api_keep_their_request_id(client: TestClient, loop: Feed
 def test_the_migration_downgrades_and_upgrades(any_loop: FeedbackLoop) -> None:
     with any_loop.session() as session:
         ingest(any_loop, session, [ItemDraft(text="refunds are slow", request_id="r-1")])
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with any_loop.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0013-1")
-        assert "request_id" not in {column["name"] for column in inspect(connection).get_columns("feedback_items")}
-        assert "sent_at" not in {column["name"] for column in inspect(connection).get_columns("deliveries")}
-        command.upgrade(config, "head")
+    with migrations(any_loop.engine) as schema:
+        schema.down("0013-1")
+        assert "request_id" not in schema.columns("feedback_items")
+        assert "sent_at" not in schema.columns("deliveries")
+        schema.up()
     with any_loop.session() as session:  # the item stayed; the id did not survive the downgrade
         assert [item.request_id for item in session.scalars(select(FeedbackItem))] == [None]
