@@ -39,7 +39,8 @@ def cluster(
         report = recluster(loop, session)
     refresh_statistics(loop.engine, RECLUSTERING_REWRITES)
     consoles().out.print(f"{report.items} items: {report.themes} themes ({report.created} new, {report.kept} kept) "
-                         f"in {report.areas} areas, {report.unthemed} unthemed.")
+                         f"in {report.areas} areas; {report.placed_far} outliers placed in their nearest theme, "
+                         f"{report.unthemed} unthemed.")
 
 
 def themes(limit: Annotated[int, typer.Option(help="Show at most this many themes.")] = 50) -> None:

@@ -32,6 +32,7 @@ from core.types import ItemDraft, MembershipSource
 Progress = Callable[[int], None]
 EMBEDDING_CHUNK = 20_000  # rows read per round trip when re-clustering: 30 MiB of MiniLM vectors
 MEMBERSHIP_BATCH = 20_000
+LEFT_OVER_CHUNK = 2_000  # left-overs compared with every centre at once: 2,000 x themes floats
 log = logging.getLogger(__name__)
 
 
@@ -119,6 +120,8 @@ class ClusterReport:
     kept: int
     unthemed: int
     areas: int = 0
+    # Items the clustering left out, placed in their nearest theme with their low score (the triage's "unsure").
+    placed_far: int = 0
 
 
 # The tables a re-clustering rewrites wholesale (their planner statistics want refreshing: core.db).
@@ -145,6 +148,8 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
     for members in new_members.values():
         members.difference_update(steered)
     _keep_out_of_rejected(item_ids, embeddings, result, new_members, mapping, forbidden)
+    placed_far = _place_left_overs(item_ids, embeddings, result, new_members, mapping, forbidden,
+                                   set(human) | set(steered))
 
     session.execute(delete(ThemeMembership).where(ThemeMembership.source == MembershipSource.MACHINE))
     created_ids = _write_themes(session, result, texts, embeddings, new_members, mapping, item_ids)
@@ -157,9 +162,10 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
         theme = session.get(Theme, theme_id)
         assert theme is not None
         loop.pm.hook.theme_created(theme=theme_view(session, theme))
-    unthemed = int((result.labels < 0).sum())
+    placed = set(human).union(steered, *new_members.values())
+    unthemed = sum(1 for item_id in item_ids if item_id not in placed)
     return ClusterReport(items=len(item_ids), themes=len(mapping), created=len(created_ids),
-                         kept=len(mapping) - len(created_ids), unthemed=unthemed, areas=areas)
+                         kept=len(mapping) - len(created_ids), unthemed=unthemed, areas=areas, placed_far=placed_far)
 
 
 def _embedded_items(session: Session, model: str) -> tuple[list[int], list[str], np.ndarray]:
@@ -315,6 +321,38 @@ def _keep_out_of_rejected(item_ids: list[int], embeddings: np.ndarray, result: T
                             if new_members.get(other) and mapping.get(other) not in forbidden[item_id])
             if others and others[-1][0] >= JOIN_FLOOR:
                 new_members[others[-1][1]].add(item_id)
+
+
+def _place_left_overs(item_ids: list[int], embeddings: np.ndarray, result: ThemeResult,
+                      new_members: dict[int, set[int]], mapping: dict[int, int], forbidden: dict[int, set[int]],
+                      placed: set[int]) -> int:
+    """Items still in no cluster join the nearest one a person did not reject them for; how many.
+
+    Why: every item should count somewhere, and a left-over's nearest theme is where a PM looks for it. Its
+    membership score is its low cosine to that centre, so the triage queue lists it as "unsure" (least
+    confident first) for a person to keep or move; the clusters' centres, names and quotes come from the
+    clustering alone, so these items change none of them. Between re-clusterings, arriving items far from
+    every theme still wait for a new theme to emerge (core/themes/incremental.py).
+    """
+    labels = [label for label in sorted(result.centroids) if new_members.get(label)]
+    placed = placed.union(*new_members.values())
+    rows = [row for row, item_id in enumerate(item_ids) if item_id not in placed]
+    if not labels or not rows:
+        return 0
+    centres = np.vstack([result.centroids[label] for label in labels]).astype(np.float32)
+    joined = 0
+    for start in range(0, len(rows), LEFT_OVER_CHUNK):
+        chunk = rows[start:start + LEFT_OVER_CHUNK]
+        similarities = embeddings[chunk] @ centres.T
+        for row, scores in zip(chunk, similarities, strict=True):
+            refused = forbidden.get(item_ids[row])
+            ranked = np.argsort(-scores).tolist() if refused else [int(scores.argmax())]
+            label = next((labels[column] for column in ranked if mapping.get(labels[column]) not in (refused or ())),
+                         None)
+            if label is not None:
+                new_members[label].add(item_ids[row])
+                joined += 1
+    return joined
 
 
 def _steer_by_people(settings: Settings, item_ids: list[int], embeddings: np.ndarray, clusters: np.ndarray,

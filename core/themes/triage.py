@@ -9,8 +9,9 @@ Four kinds of entry, most urgent first:
 - ``unsure``: items the clustering placed with little confidence: further from their theme's centre
   than an item may be to join a theme as it arrives (``JOIN_FLOOR``), least confident first. Keeping one
   where it is pins it there; moving it is done from its theme's page.
-- ``unplaced``: items the clustering could not place in any theme (the noise of the last clustering),
-  which a person may put somewhere or leave.
+- ``unplaced``: items in no theme yet: arrived since the last re-clustering and far from every theme
+  (a re-clustering places even those, as ``unsure``: core/themes/build.py), which a person may put
+  somewhere or leave for the next re-clustering.
 
 An entry leaves the queue by being acted on: accepting a new theme sets it to ``triaged``, assigning
 gives it an owner, ignoring sets ``ignored``, merging moves it into another theme.
