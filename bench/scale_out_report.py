@@ -81,7 +81,7 @@ Timeline: {timeline}.
 | steady {args.rate:.0f}/s: webhook to theme p50 / p95 / max s | {p50:.2f} / {p95:.2f} / {slowest:.2f} | p95 <= 2 |
 | the same over the items that joined a theme: p50 / p95 | {joined50:.2f} / {joined95:.2f} | - |
 | the same, in stages (p50, p95 s): sent to stored / stored to embedded / embedded to theme | {split} | - |
-| steady items in a theme at the end | {len(latencies)} of {steady_total} | all |
+| steady items in a theme before the final re-clustering | {len(latencies)} of {steady_total} | all |
 | spike notice after the burst's last delivery | {'none' if spike_s is None else f'{spike_s:.2f} s'} | <= 5 s |
 
 Verdicts: stored once and embedded {verdict(once)}; themed {verdict(found['acked_not_themed'] == 0)};
