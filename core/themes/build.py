@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, delete, func, insert, or_, select, true
 from sqlalchemy.orm import Session
 
 from clustering.identity import match_to_predecessors
-from clustering.incremental import JOIN_FLOOR, RADIUS_QUANTILE
+from clustering.incremental import RADIUS_QUANTILE
 from clustering.labels import ThemeLabeller
 from clustering.pipeline import ThemePipeline, ThemeResult
 from clustering.spectral import SpectralThemeClusterer
@@ -147,9 +147,9 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
                if theme_id not in forbidden.get(item_id, ())}
     for members in new_members.values():
         members.difference_update(steered)
-    _keep_out_of_rejected(item_ids, embeddings, result, new_members, mapping, forbidden)
-    placed_far = _place_left_overs(item_ids, embeddings, result, new_members, mapping, forbidden,
-                                   set(human) | set(steered))
+    _keep_out_of_rejected(new_members, mapping, forbidden)
+    placed_far, unthemed = _place_left_overs(item_ids, embeddings, result, new_members, mapping, forbidden,
+                                             set(human) | set(steered))
 
     session.execute(delete(ThemeMembership).where(ThemeMembership.source == MembershipSource.MACHINE))
     created_ids = _write_themes(session, result, texts, embeddings, new_members, mapping, item_ids)
@@ -162,8 +162,6 @@ def recluster(loop: FeedbackLoop, session: Session) -> ClusterReport:
         theme = session.get(Theme, theme_id)
         assert theme is not None
         loop.pm.hook.theme_created(theme=theme_view(session, theme))
-    placed = set(human).union(steered, *new_members.values())
-    unthemed = sum(1 for item_id in item_ids if item_id not in placed)
     return ClusterReport(items=len(item_ids), themes=len(mapping), created=len(created_ids),
                          kept=len(mapping) - len(created_ids), unthemed=unthemed, areas=areas, placed_far=placed_far)
 
@@ -306,27 +304,19 @@ def _keep_merged_together(session: Session, mapping: dict[int, int], new_members
                 break
 
 
-def _keep_out_of_rejected(item_ids: list[int], embeddings: np.ndarray, result: ThemeResult,
-                          new_members: dict[int, set[int]], mapping: dict[int, int],
+def _keep_out_of_rejected(new_members: dict[int, set[int]], mapping: dict[int, int],
                           forbidden: dict[int, set[int]]) -> None:
     """A person rejected putting these items in these themes (core/themes/suggestions.py): an item whose
-    cluster stands for such a theme goes to the nearest other cluster it is close enough to join, else it
-    stays unthemed."""
-    row_of = {item_id: row for row, item_id in enumerate(item_ids)}
-    for label, members in list(new_members.items()):
-        for item_id in sorted(member for member in members if mapping.get(label) in forbidden.get(member, ())):
-            members.discard(item_id)
-            vector = embeddings[row_of[item_id]]
-            others = sorted((float(result.centroids[other] @ vector), other) for other in result.centroids
-                            if new_members.get(other) and mapping.get(other) not in forbidden[item_id])
-            if others and others[-1][0] >= JOIN_FLOOR:
-                new_members[others[-1][1]].add(item_id)
+    cluster stands for such a theme leaves it (``_place_left_overs`` then finds it the nearest other)."""
+    for label, members in new_members.items():
+        members.difference_update([member for member in members if mapping.get(label) in forbidden.get(member, ())])
 
 
 def _place_left_overs(item_ids: list[int], embeddings: np.ndarray, result: ThemeResult,
                       new_members: dict[int, set[int]], mapping: dict[int, int], forbidden: dict[int, set[int]],
-                      placed: set[int]) -> int:
-    """Items still in no cluster join the nearest one a person did not reject them for; how many.
+                      placed: set[int]) -> tuple[int, int]:
+    """Items still in no cluster join the nearest one a person did not reject them for: (how many joined,
+    how many stay in none).
 
     Why: every item should count somewhere, and a left-over's nearest theme is where a PM looks for it. Its
     membership score is its low cosine to that centre, so the triage queue lists it as "unsure" (least
@@ -338,7 +328,7 @@ def _place_left_overs(item_ids: list[int], embeddings: np.ndarray, result: Theme
     placed = placed.union(*new_members.values())
     rows = [row for row, item_id in enumerate(item_ids) if item_id not in placed]
     if not labels or not rows:
-        return 0
+        return 0, len(rows)
     centres = np.vstack([result.centroids[label] for label in labels]).astype(np.float32)
     joined = 0
     for start in range(0, len(rows), LEFT_OVER_CHUNK):
@@ -352,7 +342,7 @@ def _place_left_overs(item_ids: list[int], embeddings: np.ndarray, result: Theme
             if label is not None:
                 new_members[label].add(item_ids[row])
                 joined += 1
-    return joined
+    return joined, len(rows) - joined
 
 
 def _steer_by_people(settings: Settings, item_ids: list[int], embeddings: np.ndarray, clusters: np.ndarray,
