@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
+from scipy.cluster import hierarchy
 
 from clustering.base import Labels
 
 # A floor under norms: a zero vector stays zero instead of turning into NaNs; any real norm is far above it.
 MIN_NORM = 1e-12
+# Rows per matrix product when computing pairwise distances: about 100 MB at 12,000 items.
+LINKAGE_BLOCK = 1024
 
 
 def unit(vector: np.ndarray) -> np.ndarray:
@@ -21,8 +23,37 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.asarray(matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), MIN_NORM))
 
 
+def cosine_distances_condensed(points: np.ndarray) -> np.ndarray:
+    """``scipy.spatial.distance.pdist(points, "cosine")``, computed by matrix products over blocks of rows.
+
+    Why: pdist's own loop does not use BLAS; on 11,000 rows of 196 spectral coordinates it took 10 s of a
+    25 s clustering, the products take about one. Memory stays the condensed matrix plus one block.
+    """
+    rows = unit_rows(np.asarray(points, dtype=np.float64))
+    count = len(rows)
+    condensed = np.empty(count * (count - 1) // 2, dtype=np.float64)
+    position = 0
+    for start in range(0, count - 1, LINKAGE_BLOCK):
+        block = rows[start:start + LINKAGE_BLOCK] @ rows[start:].T
+        for offset in range(len(block)):
+            if start + offset + 1 >= count:
+                break
+            similarities = block[offset, offset + 1:]
+            condensed[position:position + len(similarities)] = 1.0 - similarities
+            position += len(similarities)
+    return np.clip(condensed, 0.0, 2.0)
+
+
 def average_linkage(points: np.ndarray, distance_threshold: float) -> Labels:
-    """Average-linkage clusters cut at a cosine distance, so the number of clusters is found, not given."""
-    clustering = AgglomerativeClustering(n_clusters=None, distance_threshold=distance_threshold, metric="cosine",
-                                         linkage="average")
-    return np.asarray(clustering.fit_predict(points), dtype=np.int64)
+    """Average-linkage clusters cut at a cosine distance, so the number of clusters is found, not given.
+
+    Pairs merge while their average distance is below the threshold (scikit-learn's ``distance_threshold``);
+    clusters are numbered by their first row.
+    """
+    if len(points) < 2:
+        return np.zeros(len(points), dtype=np.int64)
+    tree = hierarchy.linkage(cosine_distances_condensed(points), method="average")
+    clusters = 1 + int((tree[:, 2] >= distance_threshold).sum())
+    flat = hierarchy.fcluster(tree, clusters, criterion="maxclust")
+    _, first_rows, numbered = np.unique(flat, return_index=True, return_inverse=True)
+    return np.asarray(np.argsort(np.argsort(first_rows))[numbered], dtype=np.int64)
