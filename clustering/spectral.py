@@ -24,6 +24,12 @@ from clustering.vectors import average_linkage, unit_rows
 
 # Diffusion times (eigenvalue powers) at which over-split themes are looked for: from one step to long walks.
 COARSER_POWERS = (1, 2, 4, 8, 16, 32)
+# A random-walk eigenvalue this near 1 belongs to a group the walk hardly leaves: one per nearly separate
+# group. When even the last of the ``n_components`` is, there are more such groups than dimensions, and
+# neighbouring groups would share one (a 152-story news corpus fell into 79 themes); the embedding then gets
+# DIMENSIONS_PER_GROUP dimensions per such group, at most ``max_components``.
+NEARLY_SEPARATE = 0.95
+DIMENSIONS_PER_GROUP = 2
 
 
 def canonical_order(embeddings: Embeddings) -> np.ndarray:
@@ -141,9 +147,11 @@ class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
 
     def __init__(self, n_neighbors: int = 20, n_components: int = 64, distance_threshold: float = 0.3,
                  min_size: int = 5, attach_similarity: float = 0.3, max_exact: int = 12_000,
-                 smoothing_neighbors: int = 5, group_threshold: float = 0.2, coarser_margin: float = 0.05) -> None:
+                 smoothing_neighbors: int = 5, group_threshold: float = 0.2, coarser_margin: float = 0.05,
+                 max_components: int = 256) -> None:
         self.n_neighbors = n_neighbors
         self.n_components = n_components
+        self.max_components = max_components
         self.distance_threshold = distance_threshold
         self.min_size = min_size
         self.attach_similarity = attach_similarity
@@ -195,8 +203,7 @@ class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         return _settle_small_clusters(embeddings, raw, self.min_size, self.attach_similarity)
 
     def _cut(self, graph: sparse.csr_matrix, embeddings: Embeddings) -> Labels:
-        components = max(2, min(self.n_components, graph.shape[0] // 10))
-        values, coordinates = spectral_pairs(graph, components)
+        values, coordinates = self._spectrum(graph)
         fine = average_linkage(unit_rows(coordinates), self.distance_threshold)
         # Only a clearly better separation (in the original space) replaces the fine cut: on many small
         # themes it is right, and grouping then only blurs neighbouring ones (bench/generality_bench.py).
@@ -207,6 +214,22 @@ class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
             if score > best_score:
                 best, best_score = partition, score
         return best
+
+    def _spectrum(self, graph: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """``n_components`` spectral pairs, or more where the data holds more nearly separate groups."""
+        limit = max(2, graph.shape[0] // 10)
+        components = min(self.n_components, limit)
+        values, coordinates = spectral_pairs(graph, components)
+        ceiling = min(self.max_components, limit)
+        if values[-1] < NEARLY_SEPARATE or components >= ceiling:
+            return values, coordinates  # the usual case: no more groups than dimensions
+        while values[-1] >= NEARLY_SEPARATE and components < ceiling:  # count them all
+            components = min(2 * components, ceiling)
+            values, coordinates = spectral_pairs(graph, components)
+        wanted = min(ceiling, DIMENSIONS_PER_GROUP * int((values >= NEARLY_SEPARATE).sum()))
+        if wanted > components:
+            values, coordinates = spectral_pairs(graph, wanted)
+        return values[:wanted], coordinates[:, :wanted]
 
     def _sampled(self, embeddings: Embeddings) -> Labels:
         # Every n-th row of the canonical order: deterministic, order-independent, spread over the space.

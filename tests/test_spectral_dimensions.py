@@ -1,0 +1,62 @@
+"""The spectral embedding's size follows the data: more dimensions only where more groups are nearly separate."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from clustering.spectral import (
+    DIMENSIONS_PER_GROUP,
+    NEARLY_SEPARATE,
+    SpectralThemeClusterer,
+    knn_graph,
+    nearest_neighbours,
+)
+from clustering.vectors import unit_rows
+
+
+def ring_of_groups(groups: int, per_group: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Tight groups of unit vectors, each joined to the next by one item halfway between their centres, so the
+    neighbour graph is connected but the walk hardly leaves a group."""
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(rng.normal(size=(groups, 384)))
+    truth = np.repeat(np.arange(groups), per_group)
+    items = centres[truth] + 0.3 * rng.normal(size=(len(truth), 384)) / np.sqrt(384)
+    bridges = centres + np.roll(centres, -1, axis=0)
+    return unit_rows(np.vstack([items, bridges])).astype(np.float32), np.concatenate([truth, np.arange(groups)])
+
+
+def spectrum_of(points: np.ndarray, clusterer: SpectralThemeClusterer) -> np.ndarray:
+    graph = knn_graph(*nearest_neighbours(points, clusterer.n_neighbors))
+    values, coordinates = clusterer._spectrum(graph)
+    assert coordinates.shape == (len(points), len(values))
+    return values
+
+
+def test_more_nearly_separate_groups_than_dimensions_get_two_dimensions_each() -> None:
+    points, _ = ring_of_groups(120, 25)
+    clusterer = SpectralThemeClusterer()
+    values = spectrum_of(points, clusterer)
+    nearly_separate = int((values >= NEARLY_SEPARATE).sum())
+    assert nearly_separate > clusterer.n_components  # the case the growth is for
+    assert len(values) == min(clusterer.max_components, DIMENSIONS_PER_GROUP * nearly_separate)
+    # The ceiling holds, and a lower one is obeyed.
+    assert len(spectrum_of(points, SpectralThemeClusterer(max_components=100))) == 100
+
+
+def test_fewer_groups_than_dimensions_keep_the_usual_embedding() -> None:
+    points, _ = ring_of_groups(30, 50)
+    clusterer = SpectralThemeClusterer()
+    values = spectrum_of(points, clusterer)
+    assert len(values) == clusterer.n_components
+    assert values[-1] < NEARLY_SEPARATE
+
+
+def test_grown_embedding_still_finds_every_group_and_is_deterministic() -> None:
+    points, truth = ring_of_groups(120, 25)
+    labels = SpectralThemeClusterer().fit_predict(points)
+    assert len(set(labels[:len(truth) - 120].tolist())) == 120  # one theme per group, bridges aside
+    assert np.array_equal(labels, SpectralThemeClusterer().fit_predict(points))
+    shuffled = np.random.default_rng(1).permutation(len(points))
+    again = SpectralThemeClusterer().fit_predict(points[shuffled])
+    assert adjusted_rand_score(labels[shuffled], again) >= 0.99
