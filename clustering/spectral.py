@@ -221,7 +221,8 @@ class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         components = min(self.n_components, limit)
         values, coordinates = spectral_pairs(graph, components)
         ceiling = min(self.max_components, limit)
-        if values[-1] < NEARLY_SEPARATE or components >= ceiling:
+        # All ones: the solver did not converge and the fallback gives no eigenvalues to count groups by.
+        if values[-1] < NEARLY_SEPARATE or components >= ceiling or bool(np.all(values == 1.0)):
             return values, coordinates  # the usual case: no more groups than dimensions
         while values[-1] >= NEARLY_SEPARATE and components < ceiling:  # count them all
             components = min(2 * components, ceiling)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from clustering.spectral import (
@@ -60,3 +61,15 @@ def test_grown_embedding_still_finds_every_group_and_is_deterministic() -> None:
     shuffled = np.random.default_rng(1).permutation(len(points))
     again = SpectralThemeClusterer().fit_predict(points[shuffled])
     assert adjusted_rand_score(labels[shuffled], again) >= 0.99
+
+
+def test_without_eigenvalues_the_fallback_embedding_is_not_grown(monkeypatch: pytest.MonkeyPatch) -> None:
+    import clustering.spectral as spectral
+
+    def no_convergence(*args: object, **kwargs: object) -> None:
+        raise spectral.ArpackNoConvergence("no convergence", np.empty(0), np.empty((0, 0)))
+
+    monkeypatch.setattr(spectral, "eigsh", no_convergence)
+    points, _ = ring_of_groups(120, 25)
+    clusterer = SpectralThemeClusterer()
+    assert len(spectrum_of(points, clusterer)) == clusterer.n_components
