@@ -41,7 +41,7 @@ def cosine_distances_condensed(points: np.ndarray) -> np.ndarray:
             similarities = block[offset, offset + 1:]
             condensed[position:position + len(similarities)] = 1.0 - similarities
             position += len(similarities)
-    return np.clip(condensed, 0.0, 2.0)
+    return np.clip(condensed, 0.0, 2.0, out=condensed)  # in place: no second copy of n²/2 distances
 
 
 def average_linkage(points: np.ndarray, distance_threshold: float) -> Labels:
