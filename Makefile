@@ -32,7 +32,7 @@ browser-tools:
 	bash tests/browser/install.sh
 
 pytest: $(STAMP) browser-tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test: lint typecheck pytest
 
