@@ -33,8 +33,22 @@ DIMENSIONS_PER_GROUP = 2
 
 
 def canonical_order(embeddings: Embeddings) -> np.ndarray:
-    """A permutation that sorts rows by their values, so shuffled input is processed identically."""
-    return np.lexsort(embeddings.T[::-1])
+    """A permutation that sorts rows by their values, so shuffled input is processed identically.
+
+    The same permutation as ``np.lexsort(embeddings.T[::-1])``, which sorts once per column (384 sorts:
+    0.14 s at 5,000 rows, seconds at 100,000): rows are sorted by their first value, and only runs of rows
+    that tie on it (duplicate texts, in practice) are sorted on all of them.
+    """
+    order = np.argsort(embeddings[:, 0], kind="stable")
+    leading = embeddings[order, 0]
+    tied = np.flatnonzero(leading[1:] == leading[:-1])  # position i ties with i + 1
+    if len(tied):
+        breaks = np.diff(tied) > 1
+        starts, ends = tied[np.r_[True, breaks]], tied[np.r_[breaks, True]] + 2
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            run = order[start:end]  # in input order: the stable sort kept it
+            order[start:end] = run[np.lexsort(embeddings[run].T[::-1])]
+    return order
 
 
 def nearest_neighbours(embeddings: Embeddings, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:

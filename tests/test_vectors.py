@@ -1,0 +1,67 @@
+"""The linkage and ordering shortcuts give exactly what the plain computations give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import pdist
+
+from clustering import vectors
+from clustering.spectral import canonical_order
+from clustering.vectors import average_linkage, cosine_distances_condensed, linked_groups, unit_rows
+
+
+def separated_groups(groups: int = 12, size: int = 30, spread: float = 0.15, seed: int = 0) -> np.ndarray:
+    """Unit points around ``groups`` random directions, in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(rng.normal(size=(groups, 24)))
+    points = np.repeat(centres, size, axis=0) + spread * rng.normal(size=(groups * size, 24)) / np.sqrt(24)
+    return np.asarray(unit_rows(points)[rng.permutation(groups * size)])
+
+
+def plain_average_linkage(points: np.ndarray, threshold: float) -> np.ndarray:
+    """One tree over every pair, cut at the threshold, clusters numbered by their first row."""
+    tree = hierarchy.linkage(cosine_distances_condensed(points), method="average")
+    flat = hierarchy.fcluster(tree, 1 + int((tree[:, 2] >= threshold).sum()), criterion="maxclust")
+    _, first_rows, numbered = np.unique(flat, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first_rows))[numbered]
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.2, 0.4, 0.8])
+def test_linking_groups_apart_gives_the_clusters_of_one_tree(threshold: float) -> None:
+    points = separated_groups()
+    groups = linked_groups(cosine_distances_condensed(points), len(points), threshold)
+    assert len(set(groups.tolist())) > 1 or threshold >= 0.4  # the split path is taken where groups exist
+    assert np.array_equal(average_linkage(points, threshold), plain_average_linkage(points, threshold))
+
+
+def test_linked_groups_are_single_linkage_at_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    points = separated_groups(groups=8, size=20, spread=0.4, seed=3)
+    # Tiny chunks: the groups have to be carried from chunk to chunk.
+    monkeypatch.setattr(vectors, "SCAN_CHUNK", 97)
+    for threshold in (0.1, 0.3, 0.6):
+        found = linked_groups(cosine_distances_condensed(points), len(points), threshold)
+        tree = hierarchy.linkage(pdist(points, "cosine"), method="single")
+        single = hierarchy.fcluster(tree, 1 + int((tree[:, 2] >= threshold).sum()), criterion="maxclust")
+        # The same partition, whatever the numbers.
+        pairs = {(int(a), int(b)) for a, b in zip(found, single, strict=True)}
+        assert len(pairs) == len(set(found.tolist())) == len(set(single.tolist()))
+
+
+def test_one_dominant_group_is_linked_whole() -> None:
+    rng = np.random.default_rng(1)
+    points = unit_rows(np.ones((60, 8)) + 0.05 * rng.normal(size=(60, 8)))
+    assert np.array_equal(average_linkage(points, 0.3), plain_average_linkage(points, 0.3))
+    assert average_linkage(points[:1], 0.3).tolist() == [0]
+
+
+def test_canonical_order_is_lexsort_with_duplicate_rows() -> None:
+    points = separated_groups(groups=5, size=40).astype(np.float32)
+    rng = np.random.default_rng(2)
+    # Duplicates (the same text twice) and rows that tie on their first value only.
+    tied = points[:30].copy()
+    tied[:, 1:] = rng.normal(size=(30, points.shape[1] - 1))
+    rows = np.vstack([points, points[rng.integers(0, len(points), 50)], tied])[rng.permutation(len(points) + 80)]
+    assert np.array_equal(canonical_order(rows), np.lexsort(rows.T[::-1]))
+    assert np.array_equal(canonical_order(points), np.lexsort(points.T[::-1]))
