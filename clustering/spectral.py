@@ -30,6 +30,8 @@ COARSER_POWERS = (1, 2, 4, 8, 16, 32)
 # DIMENSIONS_PER_GROUP dimensions per such group, at most ``max_components``.
 NEARLY_SEPARATE = 0.95
 DIMENSIONS_PER_GROUP = 2
+# Rows whose neighbours are found in one matrix product, and the columns sampled to bound their similarity.
+NEIGHBOUR_BLOCK, NEIGHBOUR_SAMPLE = 2048, 1024
 
 
 def canonical_order(embeddings: Embeddings) -> np.ndarray:
@@ -54,22 +56,34 @@ def canonical_order(embeddings: Embeddings) -> np.ndarray:
 def nearest_neighbours(embeddings: Embeddings, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``n_neighbors`` most similar other rows, most similar first: (indices, cosine similarities).
 
-    Rows are unit vectors, so similarity is a dot product; blocks of rows keep memory at O(block * n).
+    Rows are unit vectors, so similarity is a dot product; blocks of rows keep memory at O(block * n). Among
+    rows equally similar, the lower index comes first, also at the last place kept.
+
+    Why not one partition per row over every column: it took 2.8 s of a 13 s clustering of 11,000 rows. A
+    row's k-th largest similarity is at least the k-th largest over any subset of the columns, so that of an
+    evenly spaced sample of them bounds it from below, and only the few columns above the bound are sorted.
     """
     count = len(embeddings)
     k = min(n_neighbors, count - 1)
     neighbours = np.empty((count, k), dtype=np.int64)
     similarities = np.empty((count, k), dtype=np.float32)
-    for start in range(0, count, 2048):
-        similarity = embeddings[start:start + 2048] @ embeddings.T
+    step = max(1, count // NEIGHBOUR_SAMPLE)
+    for start in range(0, count, NEIGHBOUR_BLOCK):
+        similarity = embeddings[start:start + NEIGHBOUR_BLOCK] @ embeddings.T
         rows = np.arange(len(similarity))
         similarity[rows, rows + start] = -np.inf  # not your own neighbour
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        nearest_similarity = similarity[rows[:, None], nearest]
-        # Ties broken by index so the order, like everything here, is deterministic.
-        order = np.lexsort((nearest, -nearest_similarity), axis=1)
-        neighbours[start:start + 2048] = np.take_along_axis(nearest, order, axis=1)
-        similarities[start:start + 2048] = np.take_along_axis(nearest_similarity, order, axis=1)
+        sample = similarity[:, ::step]
+        # The (k + 1)-th largest of the sample: the row's own column may be in it, at minus infinity.
+        place = sample.shape[1] - k - 1
+        bound = (np.partition(sample, place, axis=1)[:, place] if place >= 0
+                 else np.full(len(rows), -np.inf, dtype=similarity.dtype))
+        row, column = np.nonzero(similarity >= bound[:, None])
+        value = similarity[row, column]
+        order = np.lexsort((column, -value, row))  # by row, then most similar, then lower index
+        row, column, value = row[order], column[order], value[order]
+        kept = np.arange(len(row)) - np.searchsorted(row, rows)[row] < k
+        neighbours[start:start + NEIGHBOUR_BLOCK] = column[kept].reshape(-1, k)
+        similarities[start:start + NEIGHBOUR_BLOCK] = value[kept].reshape(-1, k)
     return neighbours, similarities
 
 

@@ -65,3 +65,19 @@ def test_canonical_order_is_lexsort_with_duplicate_rows() -> None:
     rows = np.vstack([points, points[rng.integers(0, len(points), 50)], tied])[rng.permutation(len(points) + 80)]
     assert np.array_equal(canonical_order(rows), np.lexsort(rows.T[::-1]))
     assert np.array_equal(canonical_order(points), np.lexsort(points.T[::-1]))
+
+
+@pytest.mark.parametrize("count", [40, 3000])
+def test_nearest_neighbours_are_the_full_sort_ties_by_index(count: int) -> None:
+    from clustering.spectral import nearest_neighbours
+
+    rng = np.random.default_rng(4)
+    points = separated_groups(groups=10, size=count // 10, spread=0.5).astype(np.float32)
+    points[rng.integers(0, count, count // 5)] = points[0]  # many copies of one row: ties everywhere
+    neighbours, similarities = nearest_neighbours(points, 12)
+    similarity = points @ points.T
+    np.fill_diagonal(similarity, -np.inf)
+    columns = np.arange(count)
+    expected = np.vstack([np.lexsort((columns, -row))[:12] for row in similarity])
+    assert np.array_equal(neighbours, expected)
+    assert np.array_equal(similarities, np.take_along_axis(similarity, expected, axis=1))
