@@ -15,8 +15,9 @@ MIN_NORM = 1e-12
 LINKAGE_BLOCK = 1024
 # Condensed distances scanned at once when looking for the pairs below a threshold (64 MB of float64).
 SCAN_CHUNK = 8_000_000
-# When one linked group holds at least this share of the points, linking the groups apart saves little.
-SPLIT_LARGEST_SHARE = 0.9
+# When one linked group holds at least this share of the points, linking the groups apart saves little
+# (at 0.7, at most half the work) and its distances, copied out, would take up to half the memory again.
+SPLIT_LARGEST_SHARE = 0.7
 
 
 def unit(vector: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ def average_linkage(points: np.ndarray, distance_threshold: float) -> Labels:
     one pair of points that close, so no cluster of the cut spans two groups of points that no chain of such
     pairs joins. Linking each group on its own (the same distances, taken from one condensed matrix) gives
     the same clusters and costs the sum of the groups' squared sizes instead of the square of their total:
-    on 11,000 news stories of 152 stories, 7 s became about 2 s.
+    the fine cut of 11,078 news stories (152 stories, 86 groups) took 4.4 s as one tree and takes 1.8 s.
     """
     count = len(points)
     if count < 2:
@@ -73,15 +74,14 @@ def average_linkage(points: np.ndarray, distance_threshold: float) -> Labels:
         flat[:] = _cut_tree(condensed, distance_threshold)
     else:
         offset = 0
-        for group in np.flatnonzero(sizes):
-            members = np.flatnonzero(groups == group)
+        by_group = np.argsort(groups, kind="stable")  # each group's points in ascending order
+        for members in np.split(by_group, np.cumsum(sizes)[:-1]):
+            if not len(members):
+                continue
             if len(members) == 1:
                 flat[members] = offset
             else:
-                rows, columns = np.triu_indices(len(members), 1)
-                first, second = members[rows], members[columns]
-                positions = count * first - first * (first + 1) // 2 + second - first - 1
-                flat[members] = _cut_tree(condensed[positions], distance_threshold) + offset
+                flat[members] = _cut_tree(condensed_part(condensed, count, members), distance_threshold) + offset
             offset = int(flat[members].max()) + 1
     _, first_rows, numbered = np.unique(flat, return_index=True, return_inverse=True)
     return np.asarray(np.argsort(np.argsort(first_rows))[numbered], dtype=np.int64)
@@ -92,6 +92,20 @@ def _cut_tree(condensed: np.ndarray, distance_threshold: float) -> Labels:
     tree = hierarchy.linkage(condensed, method="average")
     clusters = 1 + int((tree[:, 2] >= distance_threshold).sum())
     return np.asarray(hierarchy.fcluster(tree, clusters, criterion="maxclust") - 1, dtype=np.int64)
+
+
+def condensed_part(condensed: np.ndarray, count: int, members: np.ndarray) -> np.ndarray:
+    """The condensed distances among ``members`` (ascending point numbers), copied row by row, so that no
+    index array larger than one row is built."""
+    part = np.empty(len(members) * (len(members) - 1) // 2, dtype=condensed.dtype)
+    position = 0
+    for offset, point in enumerate(members[:-1].tolist()):
+        later = members[offset + 1:]
+        # Row ``point`` of the condensed matrix starts at count*point - point*(point+1)/2 and holds point+1...
+        start = count * point - point * (point + 1) // 2 - point - 1
+        part[position:position + len(later)] = condensed[start + later]
+        position += len(later)
+    return part
 
 
 def linked_groups(condensed: np.ndarray, count: int, distance_threshold: float) -> Labels:
