@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from clustering.base import UNTHEMED, Embeddings, Labels
-from clustering.vectors import average_linkage, unit_rows
+from clustering.linkage import average_linkage
+from clustering.vectors import unit_rows
 
 
 class AgglomerativeThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clustering.base import UNTHEMED, Embeddings
-from clustering.vectors import average_linkage, unit
+from clustering.linkage import average_linkage
+from clustering.vectors import unit
 
 # Why these defaults: an item joins a theme only when it is about as close to the theme's centre as the
 # theme's own typical member (the per-theme radius), and never below a global floor.

@@ -20,7 +20,8 @@ from sklearn.manifold import spectral_embedding
 
 from clustering.base import UNTHEMED, Embeddings, Labels
 from clustering.clusterers import AgglomerativeThemeClusterer, _settle_small_clusters
-from clustering.vectors import average_linkage, unit_rows
+from clustering.linkage import average_linkage
+from clustering.vectors import unit_rows
 
 # Diffusion times (eigenvalue powers) at which over-split themes are looked for: from one step to long walks.
 COARSER_POWERS = (1, 2, 4, 8, 16, 32)

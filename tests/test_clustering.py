@@ -355,7 +355,8 @@ def test_pipeline_uses_the_labeller_and_vectorizer_it_is_given() -> None:
 
 
 def test_vector_helpers_normalise_without_dividing_by_zero() -> None:
-    from clustering.vectors import average_linkage, unit, unit_rows
+    from clustering.linkage import average_linkage
+    from clustering.vectors import unit, unit_rows
 
     rows = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
     assert unit_rows(rows).dtype == np.float32 and unit(rows[0]).dtype == np.float32

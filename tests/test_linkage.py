@@ -1,4 +1,4 @@
-"""The linkage and ordering shortcuts give exactly what the plain computations give."""
+"""The linkage, ordering and neighbour shortcuts give exactly what the plain computations give."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import pdist
 
-from clustering import vectors
+from clustering import linkage
+from clustering.linkage import average_linkage, linked_groups
 from clustering.spectral import canonical_order
-from clustering.vectors import average_linkage, cosine_distances_condensed, linked_groups, unit_rows
+from clustering.vectors import cosine_distances_condensed, unit_rows
 
 
 def separated_groups(groups: int = 12, size: int = 30, spread: float = 0.15, seed: int = 0) -> np.ndarray:
@@ -29,17 +30,39 @@ def plain_average_linkage(points: np.ndarray, threshold: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize("threshold", [0.05, 0.2, 0.4, 0.8])
-def test_linking_groups_apart_gives_the_clusters_of_one_tree(threshold: float) -> None:
+@pytest.mark.parametrize("spread", [0.15, 0.6])
+def test_merging_mutual_nearest_clusters_gives_the_clusters_of_one_tree(threshold: float, spread: float) -> None:
+    points = separated_groups(spread=spread)
+    expected = plain_average_linkage(points, threshold)
+    assert len(set(expected.tolist())) > 1  # a cut that merges something and keeps clusters apart
+    assert np.array_equal(average_linkage(points, threshold), expected)
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.2, 0.4, 0.8])
+def test_linking_groups_apart_gives_the_clusters_of_one_tree(threshold: float,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(linkage, "MAX_CLOSE_SHARE", 0.0)  # too many close pairs: scipy's tree path
     points = separated_groups()
     groups = linked_groups(cosine_distances_condensed(points), len(points), threshold)
     assert len(set(groups.tolist())) > 1 or threshold >= 0.4  # the split path is taken where groups exist
     assert np.array_equal(average_linkage(points, threshold), plain_average_linkage(points, threshold))
 
 
+def test_close_pairs_past_the_limit_fall_back_to_the_tree() -> None:
+    rows = unit_rows(separated_groups().astype(np.float64))
+    assert linkage.close_pairs(rows, 0.4, 10) is None
+    first, second, distance = linkage.close_pairs(rows, 0.4, len(rows) ** 2)
+    expected = cosine_distances_condensed(rows)
+    close = np.flatnonzero(expected < 0.4)
+    assert len(first) == len(close) and bool(np.all(first < second))
+    positions = len(rows) * first - first * (first + 1) // 2 + second - first - 1
+    assert np.array_equal(np.sort(positions), close) and np.allclose(distance, expected[positions])
+
+
 def test_linked_groups_are_single_linkage_at_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     points = separated_groups(groups=8, size=20, spread=0.4, seed=3)
     # Tiny chunks: the groups have to be carried from chunk to chunk.
-    monkeypatch.setattr(vectors, "SCAN_CHUNK", 97)
+    monkeypatch.setattr(linkage, "SCAN_CHUNK", 97)
     for threshold in (0.1, 0.3, 0.6):
         found = linked_groups(cosine_distances_condensed(points), len(points), threshold)
         tree = hierarchy.linkage(pdist(points, "cosine"), method="single")
@@ -49,9 +72,10 @@ def test_linked_groups_are_single_linkage_at_the_threshold(monkeypatch: pytest.M
         assert len(pairs) == len(set(found.tolist())) == len(set(single.tolist()))
 
 
-def test_one_dominant_group_is_linked_whole() -> None:
+def test_one_tight_blob_is_linked_whole_by_the_tree() -> None:
     rng = np.random.default_rng(1)
     points = unit_rows(np.ones((60, 8)) + 0.05 * rng.normal(size=(60, 8)))
+    assert linkage.close_pairs(points, 0.3, 60 * 59 // 16) is None  # every pair is close
     assert np.array_equal(average_linkage(points, 0.3), plain_average_linkage(points, 0.3))
     assert average_linkage(points[:1], 0.3).tolist() == [0]
 
