@@ -23,6 +23,8 @@ from clustering.vectors import LINKAGE_BLOCK, cosine_distances_condensed, unit_r
 # Close pairs kept, as a share of all pairs: above it (one tight blob) the sparse path would hold more than
 # the condensed matrix does, and scipy's tree takes over.
 MAX_CLOSE_SHARE = 0.125
+# How much wider than the threshold the similarities are first compared, against rounding.
+CANDIDATE_SLACK = 1e-9
 # Condensed distances scanned at once when looking for the pairs below a threshold (64 MB of float64).
 SCAN_CHUNK = 8_000_000
 # When one linked group holds at least this share of the points, linking the groups apart saves little
@@ -54,13 +56,18 @@ def close_pairs(rows: np.ndarray, distance_threshold: float,
     found = 0
     for start in range(0, len(rows) - 1, LINKAGE_BLOCK):
         block = rows[start:start + LINKAGE_BLOCK] @ rows[start:].T
-        first, second = np.nonzero(np.clip(1.0 - block, 0.0, 2.0) < distance_threshold)
+        # A comparison on the similarities first (a little wide, so that rounding loses no pair), then the
+        # distances exactly as the condensed matrix has them, on the few pairs that pass.
+        first, second = np.nonzero(block > 1.0 - distance_threshold - CANDIDATE_SLACK)
         later = second > first  # block row r is point start + r, block column c is point start + c
         first, second = first[later], second[later]
+        distance = np.clip(1.0 - block[first, second], 0.0, 2.0)
+        close = distance < distance_threshold
+        first, second = first[close], second[close]
         found += len(first)
         if found > limit:
             return None
-        distances.append(np.clip(1.0 - block[first, second], 0.0, 2.0))
+        distances.append(distance[close])
         firsts.append(first + start)
         seconds.append(second + start)
     if not firsts:
