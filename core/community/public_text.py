@@ -7,7 +7,8 @@
 - Redaction is the one every item gets: the ``enrich_item`` hook (plugins/redaction.py) on a draft that
   holds the text. With no plugin redacting, nothing is published (fail closed).
 - A run of one to three words that is the name of an author of stored feedback (its keyed pseudonym
-  matches one stored), or a stored pseudonym itself, becomes ``[AUTHOR]``.
+  matches one stored), or a stored pseudonym itself, becomes ``[AUTHOR]``; before redaction, which could
+  otherwise break up a pseudonym (hex that opens with digits reads as a phone number).
 """
 
 from __future__ import annotations
@@ -134,4 +135,6 @@ def public_text(loop: FeedbackLoop, session: Session, text: str, field: str, max
     if len(cleaned) > max_chars:
         raise InvalidInput(f"{field}: at most {max_chars} characters (this has {len(cleaned)})")
     refuse_markup(cleaned, field)
-    return hide_authors(loop, session, redact_text(loop, cleaned))
+    # Authors first: a pseudonym's hex can open with a digit run that a phone redactor would take, which
+    # leaves a pseudonym no longer whole and so no longer recognised.
+    return redact_text(loop, hide_authors(loop, session, cleaned))
