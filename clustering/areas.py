@@ -8,7 +8,7 @@ no count and no threshold is given. Modularity's own null model sets the resolut
 corpus.
 
 Deterministic and independent of input order: the items' neighbour graph is built on rows in a canonical
-order (by their leading values), the merges take the best gain with ties broken by the smaller theme ids, and
+order (by their values), the merges take the best gain with ties broken by the smaller theme ids, and
 areas are numbered by their first theme's first appearance.
 """
 
@@ -19,10 +19,7 @@ import scipy.sparse as sparse
 from sklearn.base import BaseEstimator
 
 from clustering.base import UNTHEMED, Embeddings, Labels
-from clustering.spectral import knn_graph, nearest_neighbours
-
-# Leading coordinates that order the rows canonically; ties beyond them are broken by the theme.
-CANONICAL_KEYS = 8
+from clustering.spectral import canonical_order, knn_graph, nearest_neighbours
 
 
 class ThemeAreaGrouper(BaseEstimator):  # type: ignore[misc]
@@ -72,10 +69,7 @@ class ThemeAreaGrouper(BaseEstimator):  # type: ignore[misc]
     def _theme_graph(self, embeddings: Embeddings, theme_labels: Labels, themes: list[int]) -> np.ndarray:
         """Theme-by-theme sums of the themed items' neighbour-graph weights (diagonal: inside a theme)."""
         themed = np.flatnonzero(theme_labels != UNTHEMED)
-        # A canonical order on a few leading coordinates, the theme breaking ties: sorting on all of them
-        # (clustering.spectral.canonical_order) takes a minute at 100,000 rows, and this is as order-free.
-        keys = embeddings[themed, :CANONICAL_KEYS].T[::-1]
-        themed = themed[np.lexsort((theme_labels[themed], *keys))]
+        themed = themed[canonical_order(embeddings[themed])]  # by their values, as the clusterer orders rows
         if len(themed) > self.max_exact:
             themed = themed[::int(np.ceil(len(themed) / self.max_exact))]
         index = {theme: position for position, theme in enumerate(themes)}

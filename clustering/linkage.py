@@ -18,7 +18,7 @@ from scipy.cluster import hierarchy
 from scipy.sparse.csgraph import connected_components
 
 from clustering.base import Labels
-from clustering.vectors import LINKAGE_BLOCK, cosine_distances_condensed, unit_rows
+from clustering.vectors import cosine_distances_condensed, similarity_blocks, unit_rows
 
 # Close pairs kept, as a share of all pairs: above it (one tight blob) the sparse path would hold more than
 # the condensed matrix does, and scipy's tree takes over.
@@ -51,11 +51,10 @@ def average_linkage(points: np.ndarray, distance_threshold: float) -> Labels:
 def close_pairs(rows: np.ndarray, distance_threshold: float,
                 limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(first, second, distance) of every pair of unit rows closer than the threshold, first < second, from
-    the same block products as ``cosine_distances_condensed``; None once more than ``limit`` are found."""
+    the blocks ``cosine_distances_condensed`` reads too; None once more than ``limit`` are found."""
     firsts, seconds, distances = [], [], []
     found = 0
-    for start in range(0, len(rows) - 1, LINKAGE_BLOCK):
-        block = rows[start:start + LINKAGE_BLOCK] @ rows[start:].T
+    for start, block in similarity_blocks(rows):
         # A comparison on the similarities first (a little wide, so that rounding loses no pair), then the
         # distances exactly as the condensed matrix has them, on the few pairs that pass.
         first, second = np.nonzero(block > 1.0 - distance_threshold - CANDIDATE_SLACK)
@@ -139,8 +138,6 @@ def _tree_linkage(points: np.ndarray, distance_threshold: float) -> Labels:
     are too many to keep), each linked group's tree apart: no cluster of the cut spans two groups (see
     ``average_linkage``), and each group costs its squared size instead of the square of the whole."""
     count = len(points)
-    if count < 2:
-        return np.zeros(count, dtype=np.int64)
     condensed = cosine_distances_condensed(points)
     groups = linked_groups(condensed, count, distance_threshold)
     sizes = np.bincount(groups)
@@ -158,7 +155,6 @@ def _tree_linkage(points: np.ndarray, distance_threshold: float) -> Labels:
             else:
                 flat[members] = _cut_tree(condensed_part(condensed, count, members), distance_threshold) + offset
             offset = int(flat[members].max()) + 1
-    _, first_rows, numbered = np.unique(flat, return_index=True, return_inverse=True)
     return numbered_by_first_row(flat)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 # A floor under norms: a zero vector stays zero instead of turning into NaNs; any real norm is far above it.
@@ -20,6 +22,14 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.asarray(matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), MIN_NORM))
 
 
+def similarity_blocks(rows: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, rows[start:start + LINKAGE_BLOCK] @ rows[start:].T) over the rows: each pair's similarity at
+    block row i, column j - i (i < j), computed once. Every pairwise-distance consumer reads these blocks, so
+    all of them see the very same numbers."""
+    for start in range(0, len(rows) - 1, LINKAGE_BLOCK):
+        yield start, rows[start:start + LINKAGE_BLOCK] @ rows[start:].T
+
+
 def cosine_distances_condensed(points: np.ndarray) -> np.ndarray:
     """``scipy.spatial.distance.pdist(points, "cosine")``, computed by matrix products over blocks of rows.
 
@@ -30,8 +40,7 @@ def cosine_distances_condensed(points: np.ndarray) -> np.ndarray:
     count = len(rows)
     condensed = np.empty(count * (count - 1) // 2, dtype=np.float64)
     position = 0
-    for start in range(0, count - 1, LINKAGE_BLOCK):
-        block = rows[start:start + LINKAGE_BLOCK] @ rows[start:].T
+    for start, block in similarity_blocks(rows):
         for offset in range(len(block)):
             if start + offset + 1 >= count:
                 break
