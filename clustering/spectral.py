@@ -78,14 +78,31 @@ def nearest_neighbours(embeddings: Embeddings, n_neighbors: int) -> tuple[np.nda
         place = sample.shape[1] - k - 1
         bound = (np.partition(sample, place, axis=1)[:, place] if place >= 0
                  else np.full(len(rows), -np.inf, dtype=similarity.dtype))
-        row, column = np.nonzero(similarity >= bound[:, None])
+        row, column = np.nonzero(similarity >= bound[:, None])  # by row, then lower index
         value = similarity[row, column]
-        order = np.lexsort((column, -value, row))  # by row, then most similar, then lower index
+        order = _by_row_most_similar_first(row, value)
         row, column, value = row[order], column[order], value[order]
         kept = np.arange(len(row)) - np.searchsorted(row, rows)[row] < k
         neighbours[start:start + NEIGHBOUR_BLOCK] = column[kept].reshape(-1, k)
         similarities[start:start + NEIGHBOUR_BLOCK] = value[kept].reshape(-1, k)
     return neighbours, similarities
+
+
+def _by_row_most_similar_first(row: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """The stable order of (row, value) pairs by row, then by value, largest first: pairs given in column
+    order keep the lower column first among equal values.
+
+    float32 similarities (what unit float32 embeddings give) sort as one int64 key: the row in the high 32
+    bits, the value's bits made to sort like the value (and reversed) in the low 32. One stable sort of one
+    key instead of a lexsort over two: 0.004 s instead of 0.027 s per block of 2,048 rows.
+    """
+    if value.dtype != np.float32:
+        return np.asarray(np.lexsort((-value, row)))
+    bits = (value + np.float32(0.0)).view(np.int32)  # + 0.0: -0.0 becomes 0.0, which it equals
+    # Negative floats sort backwards by their bits: flipping all but the sign bit puts them in order.
+    ordered = np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits)
+    descending = (~ordered).astype(np.int64) + 2**31  # 0 .. 2**32 - 1, the largest value first
+    return np.asarray(np.argsort((row.astype(np.int64) << 32) | descending, kind="stable"))
 
 
 def knn_graph(neighbours: np.ndarray, similarities: np.ndarray) -> sparse.csr_matrix:
@@ -144,12 +161,40 @@ def cluster_sums(labels: Labels, rows: np.ndarray) -> np.ndarray:
 
 def mean_silhouette(embeddings: Embeddings, labels: Labels) -> float:
     """Mean cosine silhouette of unit rows, exact, from cluster sums in O(items x clusters) memory."""
-    clusters = int(labels.max()) + 1
-    if clusters < 2:
+    if labels.max() < 1:
         return 0.0
-    sums = cluster_sums(labels, embeddings)
-    sizes = np.bincount(labels, minlength=clusters).astype(np.float64)
-    similarity_sums = embeddings @ sums.T
+    return _silhouette_from_sums(embeddings @ cluster_sums(labels, embeddings).T, labels)
+
+
+class GroupingSilhouettes:
+    """Mean cosine silhouettes of a partition ``fine`` and of partitions that group its clusters, all from
+    one product of the items with ``fine``'s cluster sums: an item's similarity sum to a group of clusters
+    is the sum of those to its clusters. The cut compares the fine cut with six groupings of it, and the
+    product was most of each silhouette's cost."""
+
+    def __init__(self, embeddings: Embeddings, fine: Labels) -> None:
+        self.fine = fine
+        # Clusters by items, contiguous: the grouping's sparse product reads it row by row without a copy.
+        self.cluster_similarity_sums = (np.ascontiguousarray((embeddings @ cluster_sums(fine, embeddings).T).T)
+                                        if fine.max() >= 1 else None)
+        # The first item of each fine cluster: what a grouping says of it, it says of the whole cluster.
+        self.first_items = np.unique(fine, return_index=True)[1]
+
+    def __call__(self, labels: Labels) -> float:
+        """The mean silhouette of ``labels``: ``fine`` itself, or a union of its clusters per label."""
+        if self.cluster_similarity_sums is None or labels.max() < 1:
+            return 0.0
+        group_of_cluster = labels[self.first_items]
+        groups = int(group_of_cluster.max()) + 1
+        clusters = len(group_of_cluster)
+        membership = sparse.csr_matrix((np.ones(clusters), (group_of_cluster, np.arange(clusters))),
+                                       shape=(groups, clusters))
+        return _silhouette_from_sums(np.asarray(membership @ self.cluster_similarity_sums).T, labels)
+
+
+def _silhouette_from_sums(similarity_sums: np.ndarray, labels: Labels) -> float:
+    """Mean cosine silhouette from each item's summed similarity to each cluster (items x clusters)."""
+    sizes = np.bincount(labels, minlength=similarity_sums.shape[1]).astype(np.float64)
     rows = np.arange(len(labels))
     own_size = sizes[labels]
     within = 1.0 - (similarity_sums[rows, labels] - 1.0) / np.maximum(own_size - 1.0, 1.0)
@@ -236,10 +281,10 @@ class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         fine = average_linkage(unit_rows(coordinates), self.distance_threshold)
         # Only a clearly better separation (in the original space) replaces the fine cut: on many small
         # themes it is right, and grouping then only blurs neighbouring ones (bench/generality_bench.py).
-        baseline = mean_silhouette(embeddings, fine)
-        best, best_score = fine, baseline + self.coarser_margin
+        silhouette = GroupingSilhouettes(embeddings, fine)
+        best, best_score = fine, silhouette(fine) + self.coarser_margin
         for partition in coarser_partitions(fine, values, coordinates, self.group_threshold):
-            score = mean_silhouette(embeddings, partition)
+            score = silhouette(partition)
             if score > best_score:
                 best, best_score = partition, score
         return best

@@ -105,3 +105,49 @@ def test_nearest_neighbours_are_the_full_sort_ties_by_index(count: int) -> None:
     expected = np.vstack([np.lexsort((columns, -row))[:12] for row in similarity])
     assert np.array_equal(neighbours, expected)
     assert np.array_equal(similarities, np.take_along_axis(similarity, expected, axis=1))
+
+
+def test_neighbour_order_key_sorts_like_a_lexsort_over_rows_values_and_columns() -> None:
+    from clustering.spectral import _by_row_most_similar_first
+
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.integers(0, 40, 4000))
+    # Negative, zero and minus zero, minus infinity (an item's own column) and many exact ties.
+    values = rng.choice(np.array([-1.0, -0.5, -0.0, 0.0, 1e-30, -1e-30, 0.25, 0.5, 1.0, -np.inf]), 4000)
+    values = np.where(rng.random(4000) < 0.5, values, rng.uniform(-1, 1, 4000)).astype(np.float32)
+    columns = np.arange(4000)  # as np.nonzero gives them: by row, then by column
+    expected = np.lexsort((columns, -values, rows))
+    assert np.array_equal(_by_row_most_similar_first(rows, values), expected)
+    assert np.array_equal(_by_row_most_similar_first(rows, values.astype(np.float64)), expected)
+
+
+def test_nearest_neighbours_of_float64_rows_follow_the_same_order() -> None:
+    from clustering.spectral import nearest_neighbours
+
+    points = separated_groups(groups=5, size=20, spread=0.5)
+    points[::7] = points[0]
+    neighbours, _ = nearest_neighbours(points, 8)
+    single, _ = nearest_neighbours(points.astype(np.float32), 8)
+    similarity = points @ points.T
+    np.fill_diagonal(similarity, -np.inf)
+    expected = np.vstack([np.lexsort((np.arange(len(points)), -row))[:8] for row in similarity])
+    assert np.array_equal(neighbours, expected)
+    assert (neighbours == single).mean() > 0.95  # float32 rounding may reorder near-ties only
+
+
+def test_silhouettes_of_groupings_are_those_computed_from_scratch() -> None:
+    from clustering.spectral import GroupingSilhouettes, mean_silhouette
+
+    points = separated_groups(groups=12, size=25, spread=0.6)
+    rng = np.random.default_rng(6)
+    fine = np.repeat(np.arange(24), 300 // 24 + 1)[:300]
+    rng.shuffle(fine)
+    silhouettes = GroupingSilhouettes(points, fine)
+    assert abs(silhouettes(fine) - mean_silhouette(points, fine)) < 1e-12
+    for groups in (2, 5, 11):
+        grouping = rng.integers(0, groups, 24)
+        grouping = np.unique(grouping, return_inverse=True)[1]  # contiguous numbers
+        labels = grouping[fine]
+        assert abs(silhouettes(labels) - mean_silhouette(points, labels)) < 1e-12
+    assert silhouettes(np.zeros(300, dtype=np.int64)) == 0.0
+    assert GroupingSilhouettes(points, np.zeros(300, dtype=np.int64))(np.zeros(300, dtype=np.int64)) == 0.0
