@@ -173,7 +173,6 @@ class GroupingSilhouettes:
     product was most of each silhouette's cost."""
 
     def __init__(self, embeddings: Embeddings, fine: Labels) -> None:
-        self.fine = fine
         # Clusters by items, contiguous: the grouping's sparse product reads it row by row without a copy.
         self.cluster_similarity_sums = (np.ascontiguousarray((embeddings @ cluster_sums(fine, embeddings).T).T)
                                         if fine.max() >= 1 else None)
