@@ -159,15 +159,9 @@ def cluster_sums(labels: Labels, rows: np.ndarray) -> np.ndarray:
     return np.asarray(one_hot @ rows)
 
 
-def mean_silhouette(embeddings: Embeddings, labels: Labels) -> float:
-    """Mean cosine silhouette of unit rows, exact, from cluster sums in O(items x clusters) memory."""
-    if labels.max() < 1:
-        return 0.0
-    return _silhouette_from_sums(embeddings @ cluster_sums(labels, embeddings).T, labels)
-
-
 class GroupingSilhouettes:
-    """Mean cosine silhouettes of a partition ``fine`` and of partitions that group its clusters, all from
+    """Mean cosine silhouettes (exact, in O(items x clusters) memory) of a partition ``fine`` of unit rows and
+    of partitions that group its clusters, all from
     one product of the items with ``fine``'s cluster sums: an item's similarity sum to a group of clusters
     is the sum of those to its clusters. The cut compares the fine cut with six groupings of it, and the
     product was most of each silhouette's cost."""

@@ -285,12 +285,13 @@ def test_pieces_of_large_themes_are_grouped_again() -> None:
 def test_mean_silhouette_matches_scikit_learn() -> None:
     from sklearn.metrics import silhouette_score
 
-    from clustering.spectral import mean_silhouette
+    from clustering.spectral import GroupingSilhouettes
 
     points, truth = blobs()
     labels = truth.copy()
     labels[:5] = 1  # some wrong members, so the score is not trivially high
-    assert abs(mean_silhouette(points, labels) - silhouette_score(points, labels, metric="cosine")) < 1e-5
+    score = GroupingSilhouettes(points, labels)(labels)
+    assert abs(score - silhouette_score(points, labels, metric="cosine")) < 1e-5
 
 
 def test_grouping_margin_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
