@@ -93,6 +93,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000, help="rows per generality corpus (0: all)")
     parser.add_argument("--bertopic", action="store_true", help="also run BERTopic defaults (slow)")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
+    parser.add_argument("--extra", action="append", type=Path, default=[], metavar="CSV",
+                        help="another labelled corpus (text,category), read whole; repeatable "
+                             "(bench/intent_corpora.py writes CLINC150 and HWU64 this way)")
     args = parser.parse_args()
     themes_of: dict[int, np.ndarray] = {}  # the themes of the corpus at hand, for the area level
 
@@ -106,6 +109,9 @@ def main() -> None:
         "k-means, true K": lambda t, v, k: KMeans(k, n_init=3, random_state=0).fit_predict(v),
     }
     loaded = corpora(args.rows)
+    for path in args.extra:
+        texts, truth = load(path, 0)
+        loaded[path.stem] = (texts, truth, embed(texts, path.stem))
     if args.bertopic:
         methods["BERTopic"] = lambda t, v, k: run_bertopic(t, v)[0]
         # Numba compiles UMAP and HDBSCAN on their first call (about 100 s here): that is not clustering time.
