@@ -274,16 +274,17 @@ class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         return _settle_small_clusters(embeddings, raw, self.min_size, self.attach_similarity)
 
     def _cut(self, graph: sparse.csr_matrix, embeddings: Embeddings) -> Labels:
-        values, coordinates = self._spectrum(graph)
-        plain, plain_score = self._grouped(unit_rows(coordinates), values, coordinates, embeddings)
+        usual = min(self.n_components, max(2, graph.shape[0] // 10))
+        wide = min(2 * self.n_components, max(2, graph.shape[0] // 10), self.max_components)
+        values, coordinates, grown = self._spectrum(graph, wide)
+        if grown or wide <= usual:  # already grown for nearly separate groups, or too few items for more
+            return self._grouped(unit_rows(coordinates), values, coordinates, embeddings)[0]
         # Many small groups that each leak into their neighbours (150 intents of 30 items) hold more groups
         # than the usual dimensions can keep apart, yet no eigenvalue says so (none is near 1). A second cut
         # in twice the dimensions, weighed by diffusion, replaces the first only when it separates the items
         # clearly better, by the same margin as a grouping must (bench/RESULTS.md, "Theme grain").
-        wide = min(2 * self.n_components, max(2, graph.shape[0] // 10), self.max_components)
-        if wide <= len(values):
-            return plain  # too few items for more dimensions, or already grown for nearly separate groups
-        values, coordinates = spectral_pairs(graph, wide)
+        plain, plain_score = self._grouped(unit_rows(coordinates[:, :usual]), values[:usual],
+                                           coordinates[:, :usual], embeddings)
         diffused, diffused_score = self._grouped(unit_rows(coordinates * values ** DIFFUSION_POWER), values,
                                                  coordinates, embeddings)
         return diffused if diffused_score > plain_score + self.coarser_margin else plain
@@ -303,22 +304,26 @@ class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
                 best, best_score, bar = partition, score, score
         return best, best_score
 
-    def _spectrum(self, graph: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """``n_components`` spectral pairs, or more where the data holds more nearly separate groups."""
+    def _spectrum(self, graph: sparse.csr_matrix, wide: int = 0) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(values, coordinates, grown): ``n_components`` spectral pairs, computed as ``wide`` of them in one
+        call when more are asked for, or more (``grown``) where the data holds more nearly separate groups."""
         limit = max(2, graph.shape[0] // 10)
         components = min(self.n_components, limit)
-        values, coordinates = spectral_pairs(graph, components)
+        values, coordinates = spectral_pairs(graph, max(components, min(wide, limit)))
         ceiling = min(self.max_components, limit)
+        usual = values[:components]
         # All ones: the solver did not converge and the fallback gives no eigenvalues to count groups by.
-        if values[-1] < NEARLY_SEPARATE or components >= ceiling or bool(np.all(values == 1.0)):
-            return values, coordinates  # the usual case: no more groups than dimensions
-        while values[-1] >= NEARLY_SEPARATE and components < ceiling:  # count them all
+        if usual[-1] < NEARLY_SEPARATE or components >= ceiling or bool(np.all(usual == 1.0)):
+            return values, coordinates, False  # the usual case: no more groups than dimensions
+        # Count them all, doubling from the pairs at hand (the usual ones, or the ``wide`` ones computed first).
+        components = len(values)
+        while values[-1] >= NEARLY_SEPARATE and components < ceiling:
             components = min(2 * components, ceiling)
             values, coordinates = spectral_pairs(graph, components)
         wanted = min(ceiling, DIMENSIONS_PER_GROUP * int((values >= NEARLY_SEPARATE).sum()))
         if wanted > components:
             values, coordinates = spectral_pairs(graph, wanted)
-        return values[:wanted], coordinates[:, :wanted]
+        return values[:wanted], coordinates[:, :wanted], True
 
     def _sampled(self, embeddings: Embeddings) -> Labels:
         # Every n-th row of the canonical order: deterministic, order-independent, spread over the space.

@@ -29,7 +29,7 @@ def ring_of_groups(groups: int, per_group: int, seed: int = 0) -> tuple[np.ndarr
 
 def spectrum_of(points: np.ndarray, clusterer: SpectralThemeClusterer) -> np.ndarray:
     graph = knn_graph(*nearest_neighbours(points, clusterer.n_neighbors))
-    values, coordinates = clusterer._spectrum(graph)
+    values, coordinates, _ = clusterer._spectrum(graph)
     assert coordinates.shape == (len(points), len(values))
     return values
 
