@@ -206,7 +206,8 @@ def _silhouette_from_sums(similarity_sums: np.ndarray, labels: Labels) -> float:
 
 class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
     """kNN graph -> spectral embedding -> average-linkage cut at a cosine threshold -> pieces of one theme
-    grouped again when that clearly separates themes better -> neighbours' vote -> small groups settled.
+    grouped again when that clearly separates themes better (and the same in twice the dimensions, weighed by
+    diffusion, kept instead when clearly better) -> neighbours' vote -> small groups settled.
 
     Above ``max_exact`` items, a deterministic sample is clustered and every item joins its nearest theme
     (or stays unthemed below ``attach_similarity``), which keeps time and memory bounded at scale.
