@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     cluster_components: int = 64
     cluster_threshold: float = 0.3
     min_theme_size: int = 5
-    # The cut's pieces are grouped again when the silhouette rises by more than this ("inf": never).
+    # The cut's pieces are grouped again, and a second cut in twice the dimensions replaces the first, only
+    # when the silhouette rises by more than this ("inf": never).
     cluster_group_margin: float = 0.05
     # An item at least this similar to one a person placed by hand follows it into that theme.
     steer_similarity: float = 0.95
