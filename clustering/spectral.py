@@ -276,17 +276,20 @@ class SpectralThemeClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         return _settle_small_clusters(embeddings, raw, self.min_size, self.attach_similarity)
 
     def _cut(self, graph: sparse.csr_matrix, embeddings: Embeddings) -> Labels:
-        usual = min(self.n_components, max(2, graph.shape[0] // 10))
-        wide = min(2 * self.n_components, max(2, graph.shape[0] // 10), self.max_components)
+        limit = max(2, graph.shape[0] // 10)  # never more dimensions than a tenth of the items
+        usual, wide = min(self.n_components, limit), min(2 * self.n_components, limit, self.max_components)
         values, coordinates, grown = self._spectrum(graph, wide)
         if grown or wide <= usual:  # already grown for nearly separate groups, or too few items for more
             return self._grouped(unit_rows(coordinates), values, coordinates, embeddings)[0]
+        plain_values, plain_coordinates = values[:usual], coordinates[:, :usual]
+        plain, plain_score = self._grouped(unit_rows(plain_coordinates), plain_values, plain_coordinates,
+                                           embeddings)
+        if bool(np.all(values == 1.0)):
+            return plain  # the solver's fallback gave no eigenvalues to weigh the wider dimensions by
         # Many small groups that each leak into their neighbours (150 intents of 30 items) hold more groups
         # than the usual dimensions can keep apart, yet no eigenvalue says so (none is near 1). A second cut
         # in twice the dimensions, weighed by diffusion, replaces the first only when it separates the items
         # clearly better, by the same margin as a grouping must (bench/RESULTS.md, "Theme grain").
-        plain, plain_score = self._grouped(unit_rows(coordinates[:, :usual]), values[:usual],
-                                           coordinates[:, :usual], embeddings)
         diffused, diffused_score = self._grouped(unit_rows(coordinates * values ** DIFFUSION_POWER), values,
                                                  coordinates, embeddings)
         return diffused if diffused_score > plain_score + self.coarser_margin else plain

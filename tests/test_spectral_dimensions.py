@@ -105,3 +105,24 @@ def test_a_cut_in_twice_the_dimensions_replaces_one_that_merges_groups() -> None
                                          coarser_margin=float("inf")).fit_predict(vectors)
     assert np.array_equal(never, plain_never)
 
+
+
+def test_without_eigenvalues_no_second_cut_is_weighed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The solver's fallback gives no eigenvalues to weigh wider dimensions by: only the usual cut is made."""
+    import clustering.spectral as spectral
+
+    def no_convergence(*args: object, **kwargs: object) -> None:
+        raise spectral.ArpackNoConvergence("no convergence", np.empty(0), np.empty((0, 0)))
+
+    cuts: list[int] = []
+    grouped = SpectralThemeClusterer._grouped
+
+    def counted(self: SpectralThemeClusterer, points: np.ndarray, *rest: np.ndarray) -> tuple[np.ndarray, float]:
+        cuts.append(points.shape[1])
+        return grouped(self, points, *rest)
+
+    monkeypatch.setattr(spectral, "eigsh", no_convergence)
+    monkeypatch.setattr(SpectralThemeClusterer, "_grouped", counted)
+    points, _ = ring_of_groups(40, 25)  # one connected graph: one cut
+    SpectralThemeClusterer().fit_predict(points)
+    assert cuts == [SpectralThemeClusterer().n_components]
