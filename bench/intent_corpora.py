@@ -15,9 +15,9 @@ intents), so they are measured, never tuned on alone.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 
@@ -39,15 +39,21 @@ def hwu_rows(files: list[Path]) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    if len(sys.argv) != 4:
-        sys.exit(__doc__.splitlines()[2].strip())
-    clinc, hwu, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-    out.mkdir(parents=True, exist_ok=True)
-    splits = json.loads(clinc.read_text(encoding="utf-8"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clinc", type=Path, help="CLINC150's data/data_full.json")
+    parser.add_argument("hwu", type=Path, help="HWU64's KFold_1 folder (testset/csv/ and trainset/ inside)")
+    parser.add_argument("out", type=Path, help="folder for the CSVs")
+    args = parser.parse_args()
+    if not args.clinc.is_file():
+        parser.error(f"{args.clinc}: no such file")
+    if not (args.hwu / "testset" / "csv").is_dir() or not (args.hwu / "trainset").is_dir():
+        parser.error(f"{args.hwu}: not HWU64's KFold_1 folder (no testset/csv/ or trainset/)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    splits = json.loads(args.clinc.read_text(encoding="utf-8"))
     for split in ("test", "val"):
-        write(out / f"clinc150_{split}.csv", [(text, intent) for text, intent in splits[split]])
-    write(out / "hwu64_test.csv", hwu_rows(list((hwu / "testset" / "csv").glob("*.csv"))))
-    write(out / "hwu64_train.csv", hwu_rows(list((hwu / "trainset").glob("*.csv"))))
+        write(args.out / f"clinc150_{split}.csv", [(text, intent) for text, intent in splits[split]])
+    write(args.out / "hwu64_test.csv", hwu_rows(list((args.hwu / "testset" / "csv").glob("*.csv"))))
+    write(args.out / "hwu64_train.csv", hwu_rows(list((args.hwu / "trainset").glob("*.csv"))))
 
 
 if __name__ == "__main__":
