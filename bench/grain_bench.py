@@ -97,6 +97,9 @@ def main() -> None:
                         help="another labelled corpus (text,category), read whole; repeatable "
                              "(bench/intent_corpora.py writes CLINC150 and HWU64 this way)")
     args = parser.parse_args()
+    for path in args.extra:
+        if not path.is_file():
+            parser.error(f"--extra {path}: no such file")
     themes_of: dict[int, np.ndarray] = {}  # the themes of the corpus at hand, for the area level
 
     def themes(texts: list[str], vectors: np.ndarray, k: int) -> np.ndarray:
